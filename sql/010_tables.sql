@@ -1,0 +1,26 @@
+-- The catalogue's base tables, loaded from the snapshot's Parquet files.
+-- Relative paths resolve against the snapshot folder (file_search_path).
+
+CREATE TABLE libraries AS SELECT * FROM read_parquet('libraries.parquet');
+COMMENT ON TABLE libraries IS 'The harvested libraries: id, Chinese name, city, level (province/city/county), protocol and the run whose data is in this snapshot.';
+
+CREATE TABLE records AS SELECT * EXCLUDE (raw) FROM read_parquet('records.parquet');
+COMMENT ON TABLE records IS 'One row per library catalogue record in canonical form (source bytes are in records.parquet, column raw).';
+
+CREATE TABLE holdings AS SELECT * FROM read_parquet('holdings.parquet');
+COMMENT ON TABLE holdings IS 'Local holdings (call number, location, copies) of each record, as the library reported them.';
+
+CREATE TABLE manifestations AS SELECT * FROM read_parquet('manifestations.parquet');
+COMMENT ON TABLE manifestations IS 'One row per manifestation (one edition of one book) with golden fields and how many records and libraries it has.';
+
+CREATE TABLE record_manifestation AS SELECT * FROM read_parquet('record_manifestation.parquet');
+COMMENT ON TABLE record_manifestation IS 'Which manifestation each record belongs to, with the match rule and score that put it there.';
+
+CREATE TABLE holdings_distribution AS SELECT * FROM read_parquet('holdings_distribution.parquet');
+COMMENT ON TABLE holdings_distribution IS 'For each manifestation, each library that holds it, with city, level and copies.';
+
+CREATE TABLE changes AS SELECT * FROM read_parquet('changes.parquet');
+COMMENT ON TABLE changes IS 'Manifestations added, updated or deleted since the parent snapshot.';
+
+CREATE TABLE quarantine AS SELECT * EXCLUDE (raw) FROM read_parquet('quarantine.parquet');
+COMMENT ON TABLE quarantine IS 'Source records that could not be read: library, file, position and reason.';

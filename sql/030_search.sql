@@ -1,0 +1,24 @@
+-- Lookups for analysts and the CLI. Titles are searched with contains() on
+-- both the title as written and its normalised key, which works for Chinese
+-- (no word segmentation needed) and for Western titles alike.
+
+CREATE MACRO search(text) AS TABLE
+SELECT m.manifestation_id, m.title, m.subtitle, m.part_number, m.edition, m.publisher, m.year, m.isbn, m.n_libraries
+FROM manifestations m
+WHERE contains(lower(m.title), lower(text))
+   OR contains(m.title_key, lower(replace(text, ' ', '')))
+ORDER BY m.n_libraries DESC, length(m.title), m.manifestation_id;
+
+CREATE MACRO find_isbn(isbn13) AS TABLE
+SELECT DISTINCT m.*
+FROM records r
+JOIN record_manifestation rm USING (record_key)
+JOIN manifestations m USING (manifestation_id)
+WHERE list_contains(r.isbn, replace(isbn13, '-', ''));
+
+CREATE MACRO holders(mid) AS TABLE
+SELECT d.library_id, l.name, d.city, d.level, d.copies
+FROM holdings_distribution d
+JOIN libraries l USING (library_id)
+WHERE d.manifestation_id = mid
+ORDER BY CASE d.level WHEN 'province' THEN 0 WHEN 'city' THEN 1 ELSE 2 END, d.library_id;

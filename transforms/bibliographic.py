@@ -1,0 +1,117 @@
+"""The canonical description of a record, independent of its MARC flavour.
+
+`cnmarc.py` and `marc21.py` fill a `Description` from a pymarc record; this
+module turns it into the canonical `records` row with keys and quality flags.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from transforms import normalise
+from transforms.isbn import normalise_issn, to_isbn13
+
+# Role words glued to names in 7XX $a or responsibility statements ("张三著").
+_ROLE_SUFFIX = re.compile(r"\s*(主编|编著|编译|编纂|编辑|整理|校注|注释|选编|原著|著|编|译|绘|撰|校|等)+$")
+_TRAILING_PUNCTUATION = re.compile(r"[\s/:;,.=]+$")
+
+
+@dataclass
+class Holding:
+    call_number: str | None = None
+    location: str | None = None
+    copies: int | None = None
+    available: int | None = None
+
+
+@dataclass
+class Description:
+    local_id: str | None = None
+    datestamp: str | None = None
+    isbn_raw: list[str] = field(default_factory=list)
+    issn_raw: list[str] = field(default_factory=list)
+    title: str | None = None
+    subtitle: str | None = None
+    part_number: str | None = None
+    part_name: str | None = None
+    responsibility: str | None = None
+    authors: list[str] = field(default_factory=list)
+    edition: str | None = None
+    publisher: str | None = None
+    place: str | None = None
+    date_text: str | None = None
+    extent: str | None = None
+    language: str | None = None
+    material_type: str = "other"
+    clc: list[str] = field(default_factory=list)
+    subjects: list[str] = field(default_factory=list)
+    series: str | None = None
+    holdings: list[Holding] = field(default_factory=list)
+
+
+def clean(value: str | None) -> str | None:
+    """Trim ISBD punctuation libraries leave at the end of subfields."""
+    if value is None:
+        return None
+    value = _TRAILING_PUNCTUATION.sub("", value.strip())
+    return value or None
+
+
+def strip_role(name: str) -> str:
+    stripped = _ROLE_SUFFIX.sub("", name.strip()).strip(" ,.;")
+    return stripped or name.strip()
+
+
+def join(values: list[str], separator: str = " ; ") -> str | None:
+    present = [v for v in (clean(v) for v in values) if v]
+    return separator.join(present) or None
+
+
+def to_row(description: Description, *, library_id: str, source_format: str) -> dict:
+    """The canonical `records` row (without provenance columns) of a description."""
+    flags = []
+    isbn13s = []
+    for raw in description.isbn_raw:
+        isbn = to_isbn13(raw)
+        if isbn is None:
+            flags.append("invalid_isbn")
+        elif isbn not in isbn13s:
+            isbn13s.append(isbn)
+    if not description.title:
+        flags.append("no_title")
+    year = normalise.parse_year(description.date_text)
+    if year is None:
+        flags.append("no_year")
+    local_id = description.local_id
+    return {
+        "record_key": f"{library_id}:{local_id}",
+        "library_id": library_id,
+        "local_id": local_id,
+        "status": "active",
+        "source_format": source_format,
+        "datestamp": description.datestamp,
+        "isbn": isbn13s,
+        "isbn_raw": description.isbn_raw,
+        "issn": [issn for issn in map(normalise_issn, description.issn_raw) if issn],
+        "title": description.title,
+        "subtitle": description.subtitle,
+        "part_number": description.part_number,
+        "part_name": description.part_name,
+        "responsibility": description.responsibility,
+        "authors": description.authors,
+        "edition": description.edition,
+        "publisher": description.publisher,
+        "place": description.place,
+        "year": year,
+        "pages": normalise.parse_pages(description.extent),
+        "language": description.language,
+        "material_type": description.material_type,
+        "clc": description.clc,
+        "subjects": description.subjects,
+        "series": description.series,
+        "title_key": normalise.title_key(description.title, description.subtitle) or f"no-title:{library_id}:{local_id}",
+        "author_key": normalise.author_key(description.authors[0] if description.authors else None),
+        "publisher_key": normalise.publisher_key(description.publisher),
+        "quality_flags": sorted(set(flags)),
+    }

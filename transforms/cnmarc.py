@@ -1,0 +1,101 @@
+"""CNMARC / UNIMARC → `Description`.
+
+CNMARC is China's UNIMARC profile: 200 title, 205 edition, 210 publication,
+215 extent, 690 CLC class, 701-712 names, 905/AVA local holdings. Capital
+subfield codes ($A, $F) carry pinyin and are not read as data.
+"""
+
+from __future__ import annotations
+
+import pymarc
+
+from transforms.bibliographic import Description, Holding, clean, join, strip_role
+
+_NAME_TAGS = ("700", "701", "702", "710", "711", "712")
+
+
+def _values(record: pymarc.Record, tag: str, code: str) -> list[str]:
+    return [v for f in record.get_fields(tag) for v in f.get_subfields(code) if v and v.strip()]
+
+
+def _first(record: pymarc.Record, tag: str, code: str) -> str | None:
+    values = _values(record, tag, code)
+    return clean(values[0]) if values else None
+
+
+def _int(text: str | None) -> int | None:
+    digits = "".join(c for c in text or "" if c.isdigit())
+    return int(digits) if digits else None
+
+
+def _material_type(record: pymarc.Record, clc: list[str], title: str | None) -> str:
+    leader = str(record.leader)
+    if leader[6] == "l":
+        return "electronic"
+    if leader[7] == "s":
+        return "serial"
+    if any(c.startswith("K29") for c in clc) and title and title.endswith("志"):
+        return "gazetteer"
+    fixed = _first(record, "100", "a") or ""
+    year = fixed[9:13]
+    if leader[6] == "a" and year.isdigit() and int(year) < 1912:
+        return "ancient_book"
+    return "monograph" if leader[6] in "ab" else "other"
+
+
+def _holdings(record: pymarc.Record) -> list[Holding]:
+    holdings = [
+        Holding(
+            call_number=join(f.get_subfields("d") + f.get_subfields("e"), "/"),
+            location=clean(next(iter(f.get_subfields("b", "c")), None)),
+            copies=_int(next(iter(f.get_subfields("f")), None)),
+        )
+        for f in record.get_fields("905")
+    ]
+    holdings += [
+        Holding(
+            call_number=clean(next(iter(f.get_subfields("d")), None)),
+            location=clean(next(iter(f.get_subfields("c", "b")), None)),
+            copies=_int(next(iter(f.get_subfields("f")), None)),
+            available=None,
+        )
+        for f in record.get_fields("AVA")
+    ]
+    return holdings
+
+
+def describe(record: pymarc.Record) -> Description:
+    title_field = record.get("200")
+    title = clean(title_field.get("a")) if title_field else None
+    clc = [clean(v) for v in _values(record, "690", "a")]
+    authors = []
+    for tag in _NAME_TAGS:
+        for name_field in record.get_fields(tag):
+            name = "".join(name_field.get_subfields("a", "b")).strip()
+            if name and strip_role(name) not in authors:
+                authors.append(strip_role(name))
+    control = record.get("001")
+    stamp = record.get("005")
+    return Description(
+        local_id=control.data.strip() if control else None,
+        datestamp=stamp.data.strip() if stamp else None,
+        isbn_raw=_values(record, "010", "a"),
+        issn_raw=_values(record, "011", "a"),
+        title=title,
+        subtitle=join(title_field.get_subfields("e"), " : ") if title_field else None,
+        part_number=join(title_field.get_subfields("h"), " ") if title_field else None,
+        part_name=join(title_field.get_subfields("i"), " ") if title_field else None,
+        responsibility=join(title_field.get_subfields("f", "g")) if title_field else None,
+        authors=authors,
+        edition=_first(record, "205", "a"),
+        publisher=_first(record, "210", "c"),
+        place=_first(record, "210", "a"),
+        date_text=_first(record, "210", "d") or (_first(record, "100", "a") or "")[9:13],
+        extent=_first(record, "215", "a"),
+        language=_first(record, "101", "a"),
+        material_type=_material_type(record, [c for c in clc if c], title),
+        clc=[c for c in clc if c],
+        subjects=[c for c in map(clean, _values(record, "606", "a")) if c],
+        series=_first(record, "225", "a"),
+        holdings=_holdings(record),
+    )

@@ -1,0 +1,53 @@
+"""ISBN and ISSN parsing: what libraries write (`7-5339-1234-5 (平装)`,
+`9787533912345`, `ISBN 978-7-...`) into validated ISBN-13 keys."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_CANDIDATE = re.compile(r"(?<![0-9])(97[89][0-9]{9}[0-9]|[0-9]{9}[0-9X])(?![0-9X])")
+
+
+def _compact(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text).upper()
+    return re.sub(r"[\s\-‐‑–—]", "", text)
+
+
+def isbn10_is_valid(isbn: str) -> bool:
+    total = sum((10 - i) * (10 if c == "X" else int(c)) for i, c in enumerate(isbn))
+    return "X" not in isbn[:9] and total % 11 == 0
+
+
+def isbn13_check_digit(first12: str) -> str:
+    total = sum(int(c) * (1 if i % 2 == 0 else 3) for i, c in enumerate(first12))
+    return str((10 - total % 10) % 10)
+
+
+def isbn13_is_valid(isbn: str) -> bool:
+    return isbn.isdigit() and len(isbn) == 13 and isbn13_check_digit(isbn[:12]) == isbn[12]
+
+
+def to_isbn13(raw: str) -> str | None:
+    """The valid ISBN-13 in `raw`, converting an ISBN-10; None if there is none."""
+    match = _CANDIDATE.search(_compact(raw))
+    if not match:
+        return None
+    candidate = match.group()
+    if len(candidate) == 13:
+        return candidate if isbn13_is_valid(candidate) else None
+    if not isbn10_is_valid(candidate):
+        return None
+    first12 = "978" + candidate[:9]
+    return first12 + isbn13_check_digit(first12)
+
+
+def normalise_issn(raw: str) -> str | None:
+    compact = _compact(raw)
+    match = re.search(r"[0-9]{7}[0-9X]", compact)
+    if not match:
+        return None
+    issn = match.group()
+    total = sum((8 - i) * int(c) for i, c in enumerate(issn[:7]))
+    check = (11 - total % 11) % 11
+    return f"{issn[:4]}-{issn[4:]}" if issn[7] == ("X" if check == 10 else str(check)) else None

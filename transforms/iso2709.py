@@ -1,0 +1,140 @@
+"""ISO 2709 framing: split a byte stream into records, parse one record's
+leader/directory/fields into raw bytes, and encode a record back.
+
+The parser is deliberately permissive about the things libraries get wrong
+(record length in the leader, missing field terminators) and strict about
+what cannot be repaired without guessing (a directory that points outside the
+record). Decoding field bytes into text is left to `transforms.encoding`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import pymarc
+
+RECORD_TERMINATOR = b"\x1d"
+FIELD_TERMINATOR = b"\x1e"
+SUBFIELD_DELIMITER = b"\x1f"
+LEADER_LENGTH = 24
+DIRECTORY_ENTRY_LENGTH = 12
+MAX_RECORD_BYTES = 99_999
+
+
+class RecordError(ValueError):
+    """A record that cannot be read; `reason` is a short machine-friendly code."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class RawField:
+    tag: str
+    data: bytes  # without the field terminator
+
+    @property
+    def is_control(self) -> bool:
+        return self.tag < "010" and self.tag.isdigit()
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    leader: str
+    fields: tuple[RawField, ...]
+
+
+def split_records(stream: bytes) -> Iterator[tuple[int, bytes]]:
+    """Yield (byte offset, record bytes incl. terminator) for each record.
+
+    Splits on the record terminator rather than trusting leader lengths, so a
+    record with a wrong length cannot swallow its neighbours. A trailing chunk
+    without a terminator (a truncated file) is yielded as-is for the parser to
+    reject. Blank separators (newlines some exporters add) are skipped.
+    """
+    start = 0
+    size = len(stream)
+    while start < size:
+        end = stream.find(RECORD_TERMINATOR, start)
+        chunk_end = size if end == -1 else end + 1
+        chunk = stream[start:chunk_end]
+        stripped = chunk.lstrip(b"\r\n \x00")
+        if stripped and stripped != RECORD_TERMINATOR:
+            yield start + (len(chunk) - len(stripped)), stripped
+        start = chunk_end
+
+
+def parse_record(chunk: bytes) -> RawRecord:
+    """Parse one record's bytes into its leader and raw fields."""
+    if len(chunk) > MAX_RECORD_BYTES:
+        raise RecordError("oversized_record", f"{len(chunk)} bytes, ISO 2709 allows {MAX_RECORD_BYTES}")
+    if not chunk.endswith(RECORD_TERMINATOR):
+        raise RecordError("truncated_record", f"no record terminator after {len(chunk)} bytes")
+    if len(chunk) < LEADER_LENGTH + 2:
+        raise RecordError("truncated_record", f"only {len(chunk)} bytes")
+    try:
+        leader = chunk[:LEADER_LENGTH].decode("ascii")
+    except UnicodeDecodeError:
+        raise RecordError("bad_leader", f"non-ASCII leader {chunk[:LEADER_LENGTH]!r}") from None
+    base_text = leader[12:17]
+    if not base_text.isdigit():
+        raise RecordError("bad_leader", f"base address {base_text!r} is not a number (leader {leader!r})")
+    directory_end = chunk.find(FIELD_TERMINATOR, LEADER_LENGTH)
+    if directory_end == -1:
+        raise RecordError("bad_directory", "no field terminator after the directory")
+    base_address = int(base_text)
+    if base_address != directory_end + 1:
+        # The directory terminator is the reliable anchor; a wrong base address is repairable.
+        base_address = directory_end + 1
+    directory = chunk[LEADER_LENGTH:directory_end]
+    if len(directory) % DIRECTORY_ENTRY_LENGTH:
+        raise RecordError("bad_directory", f"directory length {len(directory)} is not a multiple of 12")
+    body = chunk[base_address:-1]
+    fields = []
+    for n in range(0, len(directory), DIRECTORY_ENTRY_LENGTH):
+        entry = directory[n : n + DIRECTORY_ENTRY_LENGTH]
+        try:
+            tag = entry[:3].decode("ascii")
+            length = int(entry[3:7])
+            offset = int(entry[7:12])
+        except (UnicodeDecodeError, ValueError):
+            raise RecordError("bad_directory", f"unreadable directory entry {entry!r}") from None
+        if offset + length > len(body) + 1 or length == 0:
+            raise RecordError(
+                "bad_directory",
+                f"field {tag} at offset {offset} length {length} lies outside the {len(body)}-byte body",
+            )
+        data = body[offset : offset + length]
+        fields.append(RawField(tag, data[:-1] if data.endswith(FIELD_TERMINATOR) else data))
+    if not fields:
+        raise RecordError("bad_directory", "record has no fields")
+    return RawRecord(leader, tuple(fields))
+
+
+def encode_record(record: pymarc.Record, encoding: str) -> bytes:
+    """Encode a pymarc record as ISO 2709 with field data in `encoding`.
+
+    pymarc only writes UTF-8 or Latin-1; Chinese libraries also write GB18030,
+    so lengths here are counted in the target encoding's bytes.
+    """
+    directory = b""
+    body = b""
+    for field in record.fields:
+        if field.is_control_field():
+            data = field.data.encode(encoding)
+        else:
+            data = "".join(field.indicators).encode(encoding)
+            for subfield in field.subfields:
+                data += SUBFIELD_DELIMITER + subfield.code.encode(encoding) + subfield.value.encode(encoding)
+        data += FIELD_TERMINATOR
+        directory += f"{field.tag}{len(data):04d}{len(body):05d}".encode("ascii")
+        body += data
+    directory += FIELD_TERMINATOR
+    base_address = LEADER_LENGTH + len(directory)
+    record_length = base_address + len(body) + 1
+    leader = str(record.leader)
+    leader = f"{record_length:05d}{leader[5:12]}{base_address:05d}{leader[17:]}"
+    return leader.encode("ascii") + directory + body + RECORD_TERMINATOR

@@ -1,0 +1,95 @@
+"""Chinese-first normalisation of catalogue text into matching keys.
+
+Keys are for matching only; the displayed fields keep what the library wrote.
+ASCII-only normalisation (stripping `[^a-z0-9]`) erases Chinese titles, so
+everything here works on Unicode categories instead.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+import opencc
+
+_HAN = r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]"
+_SPACE_BETWEEN_HAN = re.compile(rf"(?<={_HAN})\s+(?={_HAN})")
+_SPACES = re.compile(r"\s+")
+_YEAR = re.compile(r"(1[0-9]{3}|20[0-9]{2})")
+_PAGES = re.compile(r"(\d+)\s*(?:页|頁|p\b|pp\b|pages?\b|leaves\b|S\.)", re.IGNORECASE)
+_FIRST_NUMBER = re.compile(r"\d+")
+_PUBLISHER_SUFFIXES = ("有限责任公司", "股份有限公司", "有限公司", "总社")
+_WESTERN_PUBLISHER_WORDS = re.compile(r"\b(inc|ltd|co|company|publishers?|publishing|press|verlag)\b")
+
+
+@lru_cache(maxsize=1)
+def _to_simplified() -> opencc.OpenCC:
+    return opencc.OpenCC("t2s")
+
+
+def _is_separator(char: str) -> bool:
+    category = unicodedata.category(char)
+    return category[0] in "PSZC"
+
+
+def fold_text(text: str) -> str:
+    """NFKC (full-width → half-width), traditional → simplified, case fold,
+    diacritics off, punctuation and symbols to spaces, no spaces between Han."""
+    text = unicodedata.normalize("NFKC", text)
+    text = _to_simplified().convert(text).casefold()
+    text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    text = "".join(" " if _is_separator(c) else c for c in text)
+    text = _SPACE_BETWEEN_HAN.sub("", text)
+    return _SPACES.sub(" ", text).strip()
+
+
+def title_key(title: str | None, subtitle: str | None = None) -> str:
+    """Matching key of title proper + subtitle. Non-empty whenever the title has
+    any visible character: a title made only of symbols keeps its symbols."""
+    text = " ".join(part for part in (title, subtitle) if part)
+    key = fold_text(text).replace(" ", "")
+    if not key:
+        key = _SPACES.sub("", unicodedata.normalize("NFKC", text))
+    return key
+
+
+def author_key(name: str | None) -> str:
+    return fold_text(name or "").replace(" ", "")
+
+
+def publisher_key(publisher: str | None) -> str:
+    key = fold_text(publisher or "")
+    for suffix in _PUBLISHER_SUFFIXES:
+        if key.endswith(suffix) and len(key) > len(suffix):
+            key = key[: -len(suffix)]
+            break
+    return _WESTERN_PUBLISHER_WORDS.sub("", key).replace(" ", "")
+
+
+def part_key(part: str | None) -> str:
+    """Volume designations compared across libraries: `第 1 册`, `第1册`, `1` and
+    `v. 1` agree on the number; `上` / `下` stay as written."""
+    folded = fold_text(part or "")
+    number = _FIRST_NUMBER.search(folded)
+    return number.group() if number else folded.replace(" ", "")
+
+
+def parse_year(text: str | None) -> int | None:
+    """First plausible year in `2015.3`, `c2015`, `[2015]`, `2015年`."""
+    if not text:
+        return None
+    match = _YEAR.search(unicodedata.normalize("NFKC", text))
+    return int(match.group()) if match else None
+
+
+def parse_pages(extent: str | None) -> int | None:
+    """Page count from `320页`, `xii, 320 p.`, `320p`; None when unclear."""
+    if not extent:
+        return None
+    text = unicodedata.normalize("NFKC", extent)
+    match = _PAGES.search(text) or _FIRST_NUMBER.search(text)
+    if not match:
+        return None
+    pages = int(match.group(1) if match.re is _PAGES else match.group())
+    return pages if 0 < pages < 100_000 else None

@@ -1,0 +1,233 @@
+"""`unioncat`: the command line of the union catalogue.
+
+Every command that reads the registry or data takes `--sources FILE` and
+`--data-dir DIR` after its name, defaulting to $UNIONCAT_SOURCES /
+$UNIONCAT_DATA_DIR and then to the repo's sources.toml and ./var.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Callable
+
+from unioncat.registry import Library, RegistryError, load_registry, validate_registry
+from unioncat.settings import Settings
+
+EXIT_OK, EXIT_FAILED = 0, 1
+
+
+def _err(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.resolve(args.sources, args.data_dir)
+
+
+def _libraries(settings: Settings, only: str | None = None) -> list[Library]:
+    registry = load_registry(settings.sources_path)
+    if only:
+        try:
+            return [registry.get(only)]
+        except KeyError as error:
+            raise SystemExit(error.args[0]) from None
+    return list(registry.enabled())
+
+
+def cmd_sources_validate(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    problems = validate_registry(settings.sources_path)
+    for problem in problems:
+        print(problem)
+    if problems:
+        _err(f"{len(problems)} problem(s) in {settings.sources_path}")
+        return EXIT_FAILED
+    registry = load_registry(settings.sources_path)
+    print(f"{settings.sources_path}: {len(registry.libraries)} libraries, {len(registry.enabled())} enabled, no problems")
+    return EXIT_OK
+
+
+def cmd_harvest(args: argparse.Namespace) -> int:
+    from harvesters.errors import HarvestError
+    from unioncat.pipeline import harvest_library, new_run_id
+
+    settings = _settings(args)
+    libraries = _libraries(settings, args.library)
+    run_id = new_run_id()
+    failed = 0
+    for n, library in enumerate(libraries, 1):
+        try:
+            print(f"[{n}/{len(libraries)}] {harvest_library(settings, library, run_id).summary()}", flush=True)
+        except HarvestError as error:
+            failed += 1
+            _err(f"[{n}/{len(libraries)}] FAILED {error}")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_transform(args: argparse.Namespace) -> int:
+    from unioncat.pipeline import transform
+
+    settings = _settings(args)
+    libraries = _libraries(settings, args.library)
+    for n, library in enumerate(libraries, 1):
+        print(f"[{n}/{len(libraries)}] {transform(settings, library, full=args.full).line()}", flush=True)
+    return EXIT_OK
+
+
+def cmd_dedup(args: argparse.Namespace) -> int:
+    from unioncat.pipeline import dedup
+
+    settings = _settings(args)
+    print(dedup(settings, _libraries(settings)).line())
+    return EXIT_OK
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from unioncat.pipeline import publish_snapshot
+
+    settings = _settings(args)
+    summary = publish_snapshot(settings, _libraries(settings))
+    print(summary.line())
+    print(f"snapshot: {summary.path}")
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from unioncat.pipeline import run_all
+
+    settings = _settings(args)
+    summary = run_all(settings, full=args.full, progress=lambda line: print(line, flush=True))
+    _print_catalogue_summary(settings)
+    if summary.failed:
+        _err(f"{len(summary.failed)} library harvest(s) failed; their previous data was kept: {', '.join(summary.failed)}")
+    return EXIT_FAILED if summary.failed else EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from warehouse.status import library_status_rows
+
+    settings = _settings(args)
+    rows = library_status_rows(settings, _libraries(settings))
+    print(f"{'library':<8} {'harvest':<8} {'last run':<22} {'records':>8} {'quarant.':>8}  name / problem")
+    for row in rows:
+        print(f"{row['library_id']:<8} {row['harvest']:<8} {row['last_run'] or '-':<22} {row['records']:>8} {row['quarantined']:>8}  {row['name']}")
+        for problem in row["problems"]:
+            print(f"{'':<59}  ! {problem}")
+    current = settings.current_snapshot
+    print(f"\ncurrent snapshot: {current.resolve() if current.exists() else 'none yet (run `unioncat run`)'}")
+    return EXIT_OK
+
+
+def _connect_current(settings: Settings):
+    import duckdb
+
+    catalogue = settings.current_snapshot / "catalogue.duckdb"
+    if not catalogue.exists():
+        raise SystemExit(f"no published catalogue at {catalogue}; run `unioncat run` first")
+    return duckdb.connect(str(catalogue), read_only=True)
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    con = _connect_current(settings)
+    hits = con.execute("select * from search(?) limit ?", [args.text, args.limit]).fetchall()
+    if not hits:
+        print(f"no title matches {args.text!r}")
+        return EXIT_FAILED
+    for mid, title, subtitle, part, edition, publisher, year, isbn, n_libraries in hits:
+        label = " : ".join(p for p in (title, subtitle) if p) + (f" {part}" if part else "")
+        details = ", ".join(str(p) for p in (edition, publisher, year, isbn and f"ISBN {isbn}") if p)
+        print(f"{label}  ({details})  [{mid}]")
+        holders = con.execute("select name, copies from holders(?)", [mid]).fetchall()
+        names = "、".join(f"{name}×{copies}" if copies > 1 else name for name, copies in holders)
+        print(f"    held by {n_libraries} librar{'y' if n_libraries == 1 else 'ies'}: {names}")
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from unioncat.demo import run_demo
+
+    return run_demo(_settings(args), titles=args.titles, use_airflow=not args.no_airflow)
+
+
+def _print_catalogue_summary(settings: Settings) -> None:
+    from warehouse.status import catalogue_summary
+
+    print(catalogue_summary(settings))
+
+
+_EXAMPLES = {
+    "sources validate": "unioncat sources validate --sources sources.toml",
+    "harvest": "unioncat harvest --data-dir var --library ZJ001",
+    "transform": "unioncat transform --data-dir var --full",
+    "dedup": "unioncat dedup --data-dir var",
+    "publish": "unioncat publish --data-dir var",
+    "run": "unioncat run --sources sources.toml --data-dir var",
+    "status": "unioncat status --data-dir var",
+    "search": "unioncat search 红楼梦 --data-dir var",
+    "demo": "unioncat demo --data-dir var",
+}
+
+
+def _command(subparsers, name: str, handler: Callable, help_text: str, *, registry: bool = True) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        name.split()[-1], help=help_text, description=help_text,
+        epilog=f"example:\n  {_EXAMPLES[name]}", formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.set_defaults(handler=handler)
+    parser.add_argument("--sources", metavar="FILE", help="registry of libraries (default: $UNIONCAT_SOURCES or the repo's sources.toml)")
+    if registry:
+        parser.add_argument("--data-dir", metavar="DIR", help="where landing, staging and published data live (default: $UNIONCAT_DATA_DIR or ./var)")
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="unioncat",
+        description="Build a province-wide union library catalogue: harvest → transform → dedup → publish.",
+        epilog="example:\n  unioncat demo            # demo province through Airflow, prints where the catalogue is\n"
+               "  unioncat search 唐诗     # which libraries hold it",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+
+    sources = commands.add_parser("sources", help="check the library registry", description="Check the library registry.")
+    sources_commands = sources.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    _command(sources_commands, "sources validate", cmd_sources_validate,
+             "report every problem of sources.toml at once, with line numbers; exit 1 if any", registry=False).set_defaults(data_dir=None)
+
+    for name, handler, help_text in (
+        ("harvest", cmd_harvest, "fetch each enabled library's catalogue into the landing zone (incremental)"),
+        ("transform", cmd_transform, "read landed MARC into canonical records, holdings and quarantine"),
+    ):
+        command = _command(commands, name, handler, help_text)
+        command.add_argument("--library", metavar="ID", help="only this library")
+        if name == "transform":
+            command.add_argument("--full", action="store_true", help="re-read every library even if its input is unchanged")
+    _command(commands, "dedup", cmd_dedup, "group records of all libraries into manifestations")
+    _command(commands, "publish", cmd_publish, "write an immutable snapshot and switch published/current to it")
+    run = _command(commands, "run", cmd_run, "all stages: harvest → transform → dedup → publish (incremental unless --full)")
+    run.add_argument("--full", action="store_true", help="re-read every library even if its input is unchanged")
+    _command(commands, "status", cmd_status, "per-library harvest state, record and quarantine counts, problems")
+    search = _command(commands, "search", cmd_search, "find titles (Chinese or Western) in the published catalogue and list holding libraries")
+    search.add_argument("text", help="words of the title, e.g. 红楼梦")
+    search.add_argument("--limit", type=int, default=10, help="at most this many manifestations (default 10)")
+    demo = _command(commands, "demo", cmd_demo, "generate the demo province's file drops and run the pipeline through Airflow")
+    demo.add_argument("--titles", type=int, default=2000, help="manifestations in the generated province (default 2000)")
+    demo.add_argument("--no-airflow", action="store_true", help="run the stages directly instead of through Airflow's dag.test()")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except RegistryError as error:
+        _err(f"invalid registry:\n{error}")
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

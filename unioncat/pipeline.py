@@ -1,0 +1,87 @@
+"""Stage entry points shared by the CLI, the Airflow DAGs and the tests.
+
+Each stage reads what the previous one wrote to disk, so each can be run and
+retried on its own. A library that fails to harvest keeps its last good data
+in the catalogue; its failure is recorded in its state and shown by `status`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable
+
+from dedup.stage import DedupSummary, deduplicate
+from harvesters import files
+from harvesters import state as harvest_state
+from harvesters.errors import HarvestError, TerminalHarvestError
+from transforms.stage import TransformSummary, transform_library
+from unioncat.registry import Library, Registry, load_registry
+from unioncat.settings import Settings
+from warehouse.snapshot import PublishSummary, publish
+
+Progress = Callable[[str], None]
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+def registry(settings: Settings) -> Registry:
+    return load_registry(settings.sources_path)
+
+
+def harvest_library(settings: Settings, library: Library, run_id: str) -> files.HarvestResult:
+    """Harvest one library into the landing zone; failures are recorded, then raised."""
+    try:
+        if library.protocol != "file":
+            raise TerminalHarvestError(library.id, f"protocol {library.protocol!r} has no harvester yet; use a file drop")
+        return files.harvest(settings, library, run_id)
+    except HarvestError as error:
+        harvest_state.record_failure(settings, library.id, run_id, error)
+        raise
+
+
+def transform(settings: Settings, library: Library, *, full: bool = False) -> TransformSummary:
+    return transform_library(settings, library, full=full)
+
+
+def dedup(settings: Settings, libraries: list[Library]) -> DedupSummary:
+    return deduplicate(settings, libraries)
+
+
+def publish_snapshot(settings: Settings, libraries: list[Library]) -> PublishSummary:
+    return publish(settings, libraries)
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    harvested: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    transforms: list[TransformSummary] = field(default_factory=list)
+    dedup: DedupSummary | None = None
+    published: PublishSummary | None = None
+
+
+def run_all(settings: Settings, *, full: bool = False, run_id: str | None = None, progress: Progress = print) -> RunSummary:
+    """harvest → transform → dedup → publish for every enabled library."""
+    libraries = list(registry(settings).enabled())
+    summary = RunSummary(run_id or new_run_id())
+    for n, library in enumerate(libraries, 1):
+        try:
+            result = harvest_library(settings, library, summary.run_id)
+            summary.harvested.append(library.id)
+            progress(f"[harvest {n}/{len(libraries)}] {result.summary()}")
+        except HarvestError as error:
+            summary.failed[library.id] = str(error)
+            progress(f"[harvest {n}/{len(libraries)}] FAILED {error}")
+    for n, library in enumerate(libraries, 1):
+        result = transform(settings, library, full=full)
+        summary.transforms.append(result)
+        progress(f"[transform {n}/{len(libraries)}] {result.line()}")
+    summary.dedup = dedup(settings, libraries)
+    progress(summary.dedup.line())
+    summary.published = publish_snapshot(settings, libraries)
+    progress(summary.published.line())
+    return summary

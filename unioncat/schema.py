@@ -1,0 +1,145 @@
+"""Canonical Arrow schemas: the rows every stage after `transforms` reads.
+
+Field descriptions travel in the Parquet metadata so that a portal or analyst
+reading a snapshot sees what each column means without this code.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+SCHEMA_VERSION = "1"
+
+
+def _field(name: str, type_: pa.DataType, doc: str, nullable: bool = True) -> pa.Field:
+    return pa.field(name, type_, nullable=nullable, metadata={"description": doc})
+
+
+_str = pa.string()
+_strs = pa.list_(pa.string())
+
+RECORDS = pa.schema(
+    [
+        _field("record_key", _str, "<library_id>:<local_id>, unique in the catalogue", False),
+        _field("library_id", _str, "registry id of the holding library, e.g. ZJ001", False),
+        _field("local_id", _str, "the record's control number (001) as written by the library", False),
+        _field("status", _str, "active or deleted", False),
+        _field("source_format", _str, "cnmarc, unimarc, marc21 (the bibliographic format read)"),
+        _field("source_encoding", _str, "encoding used to decode the record, e.g. utf-8, gb18030, marc-8"),
+        _field("encoding_evidence", _str, "why that encoding was chosen (declared, verified, detected)"),
+        _field("datestamp", _str, "last change of the record at the source (005 or protocol datestamp)"),
+        _field("run_id", _str, "the harvest run that delivered the record"),
+        _field("isbn", _strs, "valid ISBN-13s of the record, normalised"),
+        _field("isbn_raw", _strs, "ISBNs as written, including invalid ones"),
+        _field("issn", _strs, "ISSNs as written"),
+        _field("title", _str, "title proper (200$a / 245$a)"),
+        _field("subtitle", _str, "other title information (200$e / 245$b)"),
+        _field("part_number", _str, "number of part or volume (200$h / 245$n)"),
+        _field("part_name", _str, "name of part or volume (200$i / 245$p)"),
+        _field("responsibility", _str, "statement of responsibility (200$f$g / 245$c)"),
+        _field("authors", _strs, "personal and corporate names, roles stripped"),
+        _field("edition", _str, "edition statement (205 / 250)"),
+        _field("publisher", _str, "publisher name (210$c / 260$b / 264$b)"),
+        _field("place", _str, "place of publication (210$a / 260$a / 264$a)"),
+        _field("year", pa.int16(), "year of publication, parsed"),
+        _field("pages", pa.int32(), "number of pages, parsed from the extent"),
+        _field("language", _str, "language code (101$a / 008/35-37)"),
+        _field("material_type", _str, "monograph, serial, ancient_book, gazetteer, electronic, other"),
+        _field("clc", _strs, "Chinese Library Classification numbers (690), or LC/Dewey for MARC21"),
+        _field("subjects", _strs, "subject headings"),
+        _field("series", _str, "series title"),
+        _field("title_key", _str, "normalised title + subtitle for matching; never empty"),
+        _field("author_key", _str, "normalised first author for matching"),
+        _field("publisher_key", _str, "normalised publisher for matching"),
+        _field("quality_flags", _strs, "problems noticed while reading, e.g. invalid_isbn, no_title"),
+        _field("raw", pa.binary(), "the source record's bytes as received"),
+    ]
+)
+
+HOLDINGS = pa.schema(
+    [
+        _field("record_key", _str, "the bibliographic record the holding belongs to", False),
+        _field("library_id", _str, "registry id of the holding library", False),
+        _field("call_number", _str, "shelf mark / call number"),
+        _field("location", _str, "branch or collection"),
+        _field("copies", pa.int32(), "number of copies"),
+        _field("available", pa.int32(), "copies available, when the source says"),
+    ]
+)
+
+QUARANTINE = pa.schema(
+    [
+        _field("library_id", _str, "library whose data could not be read", False),
+        _field("source", _str, "file or page the bytes came from", False),
+        _field("position", pa.int64(), "byte offset (ISO 2709) or record index (XML) within the source"),
+        _field("reason", _str, "short reason code, e.g. truncated_record, bad_directory, not_marc", False),
+        _field("detail", _str, "human-readable explanation"),
+        _field("run_id", _str, "the harvest run that delivered the bytes"),
+        _field("raw", pa.binary(), "the bytes that could not be read"),
+    ]
+)
+
+RECORD_MANIFESTATION = pa.schema(
+    [
+        _field("record_key", _str, "record", False),
+        _field("library_id", _str, "holding library", False),
+        _field("local_id", _str, "record's local id", False),
+        _field("manifestation_id", _str, "stable id of the manifestation the record belongs to", False),
+        _field("match_rule", _str, "why the record is in this manifestation (e.g. isbn+title, singleton)", False),
+        _field("match_score", pa.float32(), "similarity to the manifestation's golden record, 0-100"),
+    ]
+)
+
+MANIFESTATIONS = pa.schema(
+    [
+        _field("manifestation_id", _str, "stable id of one edition of one book", False),
+        _field("isbn", _str, "an ISBN-13 of the manifestation"),
+        _field("title", _str, "golden title"),
+        _field("subtitle", _str, "golden subtitle"),
+        _field("part_number", _str, "volume number"),
+        _field("part_name", _str, "volume name"),
+        _field("responsibility", _str, "statement of responsibility"),
+        _field("authors", _strs, "authors"),
+        _field("edition", _str, "edition"),
+        _field("publisher", _str, "publisher"),
+        _field("place", _str, "place of publication"),
+        _field("year", pa.int16(), "year of publication"),
+        _field("pages", pa.int32(), "pages"),
+        _field("language", _str, "language"),
+        _field("material_type", _str, "material type"),
+        _field("clc", _strs, "classification"),
+        _field("title_key", _str, "normalised title key"),
+        _field("golden_record_key", _str, "record the golden fields were taken from"),
+        _field("n_records", pa.int32(), "records in the manifestation", False),
+        _field("n_libraries", pa.int32(), "libraries holding it", False),
+    ]
+)
+
+LIBRARIES = pa.schema(
+    [
+        _field("library_id", _str, "registry id", False),
+        _field("name", _str, "library name", False),
+        _field("city", _str, "city", False),
+        _field("level", _str, "province, city or county", False),
+        _field("protocol", _str, "how the catalogue is harvested", False),
+        _field("run_id", _str, "run whose data this snapshot holds for the library"),
+    ]
+)
+
+HOLDINGS_DISTRIBUTION = pa.schema(
+    [
+        _field("manifestation_id", _str, "manifestation", False),
+        _field("library_id", _str, "holding library", False),
+        _field("city", _str, "city of the library", False),
+        _field("level", _str, "level of the library", False),
+        _field("copies", pa.int32(), "copies the library holds", False),
+    ]
+)
+
+CHANGES = pa.schema(
+    [
+        _field("change", _str, "added, updated, merged, split or deleted", False),
+        _field("manifestation_id", _str, "manifestation in this snapshot (null when deleted)"),
+        _field("old_manifestation_id", _str, "manifestation in the parent snapshot (null when added)"),
+    ]
+)
