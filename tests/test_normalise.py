@@ -1,0 +1,52 @@
+from transforms import normalise
+from transforms.isbn import isbn13_is_valid, normalise_issn, to_isbn13
+
+
+def test_chinese_title_variants_share_one_key():
+    variants = [
+        ("红楼梦", "脂砚斋评本"),
+        ("紅樓夢", "脂硯齋評本"),  # traditional characters
+        ("红 楼 梦：脂砚斋评本", None),  # spaces between Han, subtitle glued with a full-width colon
+        ("红楼梦", "脂砚斋评本。"),
+    ]
+    keys = {normalise.title_key(title, subtitle) for title, subtitle in variants}
+    assert keys == {"红楼梦脂砚斋评本"}
+
+
+def test_full_width_digits_and_latin_fold_to_half_width():
+    assert normalise.title_key("Ｐｙｔｈｏｎ编程 第２版") == "python编程第2版"
+
+
+def test_western_keys_fold_case_and_diacritics():
+    assert normalise.title_key("Voyage autour du Monde", "par la frégate") == "voyageautourdumondeparlafregate"
+
+
+def test_a_title_of_symbols_never_gets_an_empty_key():
+    assert normalise.title_key("……") != ""
+
+
+def test_years_and_pages_from_what_libraries_write():
+    assert [normalise.parse_year(t) for t in ("2015.3", "c2015", "[2015]", "2015年", "n.d.")] == [2015, 2015, 2015, 2015, None]
+    assert [normalise.parse_pages(t) for t in ("320页", "xii, 320 p.", "320p", "1 v.")] == [320, 320, 320, 1]
+
+
+def test_publisher_suffixes_fold():
+    assert normalise.publisher_key("浙江人民出版社有限公司") == normalise.publisher_key("浙江人民出版社")
+
+
+def test_volume_designations_compare_by_number():
+    assert normalise.part_key("第１册") == normalise.part_key("第 1 册") == "1"
+    assert normalise.part_key("上") != normalise.part_key("下")
+
+
+def test_isbn10_converts_and_invalid_isbns_are_refused():
+    assert to_isbn13("7-5037-1744-0 (平装)") == "9787503717444"
+    assert to_isbn13("ISBN 978-7-5037-1744-4") == "9787503717444"
+    assert to_isbn13("7-5037-1744-1") is None  # wrong check digit
+    assert to_isbn13("CNY68.00") is None
+    assert isbn13_is_valid("9787503717444") and not isbn13_is_valid("9787503717445")
+
+
+def test_issn_check_digit():
+    assert normalise_issn("0317-8471") == "0317-8471"
+    assert normalise_issn("0317-8472") is None
