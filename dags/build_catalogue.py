@@ -1,4 +1,4 @@
-"""Transform → dedup → publish, scheduled on the harvest Asset."""
+"""Airflow DAG: transform → dedup → publish, scheduled on the harvest Asset."""
 
 from unioncat.orchestration import build_catalogue_dag
 

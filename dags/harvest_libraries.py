@@ -1,4 +1,4 @@
-"""Harvest every enabled library of sources.toml (one mapped task per library)."""
+"""Airflow DAG: harvest every enabled library of sources.toml (one mapped task per library)."""
 
 from unioncat.orchestration import harvest_libraries_dag
 

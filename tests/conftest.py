@@ -3,13 +3,27 @@ file libraries, and an isolated embedded Airflow."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
+
+# Airflow reads its configuration once, at first import: isolate it before any
+# test module can import it.
+_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="unioncat-airflow-"))
+os.environ.update(
+    AIRFLOW_HOME=str(_AIRFLOW_HOME),
+    AIRFLOW_CONFIG=str(REPO / "airflow.cfg"),
+    AIRFLOW__CORE__DAGS_FOLDER=str(REPO / "dags"),
+    AIRFLOW__CORE__LOAD_EXAMPLES="False",
+    AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}",
+    AIRFLOW__LOGGING__BASE_LOG_FOLDER=str(_AIRFLOW_HOME / "logs"),
+)
 
 
 @pytest.fixture(scope="session")
