@@ -29,6 +29,8 @@ os.environ.update(
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
+        if os.environ.get("UNIONCAT_REQUIRE_SHARED_DATA"):
+            pytest.fail(f"UNIONCAT_REQUIRE_SHARED_DATA is set but {SHARED_DATA} is missing")
         pytest.skip(f"real test data not found at {SHARED_DATA} (CI has ../shared beside the repo; a user's clone does not)")
     return SHARED_DATA
 
