@@ -8,6 +8,7 @@ complete record, preferring provincial over city over county cataloguing.
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from dataclasses import dataclass
 
 import duckdb
@@ -19,6 +20,7 @@ from unioncat.registry import Library
 from unioncat.settings import Settings
 
 LEVEL_RANK = {"province": 0, "city": 1, "county": 2}
+_CONSENSUS_FIELDS = ("title", "subtitle", "responsibility", "edition", "publisher", "place")
 _GOLDEN_FIELDS = [f.name for f in schema.MANIFESTATIONS if f.name in schema.RECORDS.names and f.name != "isbn"]
 
 
@@ -48,6 +50,15 @@ def _completeness(row: dict) -> int:
 
 def _golden(members: list[dict], levels: dict[str, str]) -> dict:
     return min(members, key=lambda r: (LEVEL_RANK.get(levels.get(r["library_id"], ""), 9), -_completeness(r), r["record_key"]))
+
+
+def _consensus(members: list[dict], golden: dict, name: str):
+    """The form most member libraries wrote (a traditional-character or spaced-out
+    title in the golden record loses to the common form); ties keep the golden's."""
+    counts = Counter(row[name] for row in members if row.get(name) not in (None, ""))
+    if not counts:
+        return golden.get(name)
+    return max(counts, key=lambda value: (counts[value], value == golden.get(name)))
 
 
 def deduplicate(settings: Settings, libraries: list[Library], con: duckdb.DuckDBPyConnection | None = None) -> DedupSummary:
@@ -82,6 +93,7 @@ def deduplicate(settings: Settings, libraries: list[Library], con: duckdb.DuckDB
         manifestations.append(
             {
                 **{name: golden.get(name) for name in _GOLDEN_FIELDS},
+                **{name: _consensus(group, golden, name) for name in _CONSENSUS_FIELDS},
                 "manifestation_id": mid,
                 "isbn": (golden["isbn"] or [None])[0],
                 "golden_record_key": golden["record_key"],

@@ -14,9 +14,13 @@ def _compact(text: str) -> str:
     return re.sub(r"[\s\-‐‑–—]", "", text)
 
 
+def isbn10_check_digit(first9: str) -> str:
+    check = -sum(int(d) * (10 - i) for i, d in enumerate(first9)) % 11
+    return "X" if check == 10 else str(check)
+
+
 def isbn10_is_valid(isbn: str) -> bool:
-    total = sum((10 - i) * (10 if c == "X" else int(c)) for i, c in enumerate(isbn))
-    return "X" not in isbn[:9] and total % 11 == 0
+    return isbn[:9].isdigit() and isbn10_check_digit(isbn[:9]) == isbn[9]
 
 
 def isbn13_check_digit(first12: str) -> str:

@@ -8,6 +8,7 @@ when first imported, so the environment must be set before that.
 from __future__ import annotations
 
 import os
+from collections import Counter
 
 from unioncat.settings import REPO_ROOT, Settings
 
@@ -25,6 +26,9 @@ def configure_embedded_airflow(settings: Settings) -> None:
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+        # dag.test() logs every task's lifecycle to the console; the run's own
+        # summary is printed instead. Set INFO to see it all.
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
     }
     for name, value in defaults.items():
         os.environ.setdefault(name, value)
@@ -32,7 +36,7 @@ def configure_embedded_airflow(settings: Settings) -> None:
     os.environ["UNIONCAT_DATA_DIR"] = str(settings.data_dir)
 
 
-def run_dags_in_process(settings: Settings, run_conf: dict | None = None) -> dict[str, str]:
+def run_dags_in_process(settings: Settings, run_conf: dict | None = None, progress=print) -> dict[str, str]:
     """Run harvest_libraries then build_catalogue with `dag.test()`; returns each run's state."""
     configure_embedded_airflow(settings)
     from airflow.dag_processing.dagbag import DagBag
@@ -44,6 +48,13 @@ def run_dags_in_process(settings: Settings, run_conf: dict | None = None) -> dic
         raise RuntimeError(f"DAG import errors: {bag.import_errors}")
     states = {}
     for dag_id in DAG_IDS:
+        progress(f"airflow: running {dag_id} (dag.test, tasks in-process) ...")
         dag_run = bag.dags[dag_id].test(run_conf=run_conf or {})
         states[dag_id] = str(dag_run.state)
+        task_states = Counter(str(ti.state) for ti in dag_run.get_task_instances())
+        failed = sorted(f"{ti.task_id}[{ti.rendered_map_index or ti.map_index}]" for ti in dag_run.get_task_instances() if str(ti.state) == "failed")
+        progress(
+            f"airflow: {dag_id} {dag_run.state}: " + ", ".join(f"{n} {state}" for state, n in sorted(task_states.items()))
+            + (f"; failed: {', '.join(failed)}" if failed else "")
+        )
     return states

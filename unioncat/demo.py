@@ -33,8 +33,7 @@ def run_demo(settings: Settings, *, titles: int, use_airflow: bool) -> int:
     if use_airflow:
         from unioncat.airflow_env import run_dags_in_process
 
-        states = run_dags_in_process(settings)
-        print("airflow runs: " + ", ".join(f"{dag_id} {state}" for dag_id, state in states.items()), flush=True)
+        states = run_dags_in_process(settings, progress=lambda line: print(line, flush=True))
         failed = [dag_id for dag_id, state in states.items() if state != "success"]
     else:
         from unioncat.pipeline import run_all

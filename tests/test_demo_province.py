@@ -1,0 +1,65 @@
+"""The embedded default end to end (without Airflow; test_dags runs the DAGs):
+the committed registry's 102 libraries, the generated province, the pipeline,
+and the generator's ground truth."""
+
+import csv
+import shutil
+from collections import defaultdict
+
+import duckdb
+import pytest
+
+from conftest import REPO
+from unioncat.demo import drops_root
+from unioncat.pipeline import registry, run_all
+from unioncat.province import write_demo_drops
+from unioncat.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("demo")
+    shutil.copy(REPO / "sources.toml", folder / "sources.toml")
+    settings = Settings.resolve(folder / "sources.toml", folder / "var")
+    summary = write_demo_drops(list(registry(settings).enabled()), drops_root(list(registry(settings).enabled())), titles=300)
+    run_all(settings, progress=lambda _: None)
+    con = duckdb.connect(str(settings.current_snapshot / "catalogue.duckdb"), read_only=True)
+    return settings, summary, con
+
+
+def test_demo_drops_go_where_the_registry_points(demo):
+    settings, summary, _ = demo
+    assert summary.libraries == 102
+    assert all((settings.sources_path.parent / "demo" / "drops" / lib.id).is_dir() for lib in registry(settings).enabled())
+
+
+def test_every_generated_record_is_in_the_catalogue_or_quarantine(demo):
+    _, summary, con = demo
+    linked, quarantined = con.execute("select (select count(*) from record_manifestation), (select count(*) from quarantine)").fetchall()[0]
+    assert linked == summary.records  # truth.csv: every readable record
+    assert quarantined == 1  # the one truncated county dump
+    reason, library = con.execute("select reason, library_id from quarantine").fetchall()[0]
+    assert (reason, library) == ("truncated_record", summary.truncated_library)
+
+
+def test_no_manifestation_mixes_two_generated_books(demo):
+    """Volumes of a set share an ISBN, editions share a work, popular titles share
+    a title: none of them may be merged. (Real records come from catalogues
+    that hold genuine duplicates, so only generated labels are checked.)"""
+    settings, summary, con = demo
+    truth = {row["record_key"]: row["manifestation_label"] for row in csv.DictReader(summary.truth_path.open(encoding="utf-8"))}
+    labels = defaultdict(set)
+    for record_key, mid in con.execute("select record_key, manifestation_id from record_manifestation").fetchall():
+        if not truth[record_key].startswith("M-"):
+            labels[mid].add(truth[record_key])
+    mixed = {mid: sorted(found) for mid, found in labels.items() if len(found) > 1}
+    assert mixed == {}
+
+
+def test_holdings_are_shared_like_a_province(demo):
+    _, _, con = demo
+    widest = con.execute("select max(n_libraries) from manifestations").fetchall()[0][0]
+    shared = con.execute("select count(*) from manifestations where n_libraries > 1").fetchall()[0][0]
+    assert widest >= 10 and shared > 50
+    levels = dict(con.execute("select level, count(*) from library_stats where records > 0 group by level").fetchall())
+    assert levels == {"province": 1, "city": 11, "county": 90}
