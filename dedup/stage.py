@@ -21,7 +21,6 @@ from unioncat.settings import Settings
 
 LEVEL_RANK = {"province": 0, "city": 1, "county": 2}
 _CONSENSUS_FIELDS = ("title", "subtitle", "responsibility", "edition", "publisher", "place")
-_GOLDEN_FIELDS = [f.name for f in schema.MANIFESTATIONS if f.name in schema.RECORDS.names and f.name != "isbn"]
 
 
 @dataclass(frozen=True)
@@ -45,7 +44,7 @@ def staged_record_files(settings: Settings, libraries: list[Library]) -> list[st
 
 
 def _completeness(row: dict) -> int:
-    return sum(1 for name in _GOLDEN_FIELDS if row.get(name) not in (None, "", []))
+    return sum(1 for name in schema.GOLDEN_FIELDS if row.get(name) not in (None, "", []))
 
 
 def _golden(members: list[dict], levels: dict[str, str]) -> dict:
@@ -66,7 +65,7 @@ def deduplicate(settings: Settings, libraries: list[Library], con: duckdb.DuckDB
     con = con or duckdb.connect()
     if files:
         rows = con.sql(
-            f"select {', '.join(_GOLDEN_FIELDS)}, isbn, record_key, library_id, local_id "
+            f"select {', '.join(schema.GOLDEN_FIELDS)}, isbn, record_key, library_id, local_id "
             "from read_parquet(?, union_by_name=true) where status = 'active' order by record_key",
             params=[files],
         ).to_arrow_table().to_pylist()
@@ -92,7 +91,7 @@ def deduplicate(settings: Settings, libraries: list[Library], con: duckdb.DuckDB
             )
         manifestations.append(
             {
-                **{name: golden.get(name) for name in _GOLDEN_FIELDS},
+                **{name: golden.get(name) for name in schema.GOLDEN_FIELDS},
                 **{name: _consensus(group, golden, name) for name in _CONSENSUS_FIELDS},
                 "manifestation_id": mid,
                 "isbn": (golden["isbn"] or [None])[0],

@@ -49,13 +49,17 @@ def test_run_status_and_search_from_the_command_line(shared_data, tmp_path, caps
             "X01": ("county", [shared_data / "marc21" / "pymarc_tests" / "bad_records.mrc"]),
         },
     )
+    jazz = (shared_data / "marc21" / "evergreen_datasets" / "jazz_1k.mrc").read_bytes()
+    (tmp_path / "drops" / "X01" / "cut.mrc").write_bytes(jazz[:-200])
+    (tmp_path / "drops" / "X01" / "export.xml").write_bytes(b"\x89PNG not a catalogue")
     common = ["--sources", str(sources), "--data-dir", str(tmp_path / "var")]
     assert main(["run", *common]) == 0
     out = capsys.readouterr().out
     assert "catalogue:" in out and "published" in out
     assert main(["status", *common]) == 0
     status = capsys.readouterr().out
-    assert "X01" in status and "quarantined: bad_directory" in status
+    for reason in ("bad_directory", "truncated_record", "not_marc"):
+        assert f"quarantined: {reason}" in status
     assert main(["search", "中国发展报告", *common]) == 0
     hits = capsys.readouterr().out
     assert "中国统计出版社" in hits and "held by 1 library: 测试图书馆0" in hits

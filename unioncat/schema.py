@@ -90,25 +90,17 @@ RECORD_MANIFESTATION = pa.schema(
     ]
 )
 
+# Descriptive fields a manifestation takes from its member records (golden record).
+GOLDEN_FIELDS = (
+    "title", "subtitle", "part_number", "part_name", "responsibility", "authors", "edition", "publisher",
+    "place", "year", "pages", "language", "material_type", "clc", "title_key",
+)
+
 MANIFESTATIONS = pa.schema(
     [
         _field("manifestation_id", _str, "stable id of one edition of one book", False),
         _field("isbn", _str, "an ISBN-13 of the manifestation"),
-        _field("title", _str, "golden title"),
-        _field("subtitle", _str, "golden subtitle"),
-        _field("part_number", _str, "volume number"),
-        _field("part_name", _str, "volume name"),
-        _field("responsibility", _str, "statement of responsibility"),
-        _field("authors", _strs, "authors"),
-        _field("edition", _str, "edition"),
-        _field("publisher", _str, "publisher"),
-        _field("place", _str, "place of publication"),
-        _field("year", pa.int16(), "year of publication"),
-        _field("pages", pa.int32(), "pages"),
-        _field("language", _str, "language"),
-        _field("material_type", _str, "material type"),
-        _field("clc", _strs, "classification"),
-        _field("title_key", _str, "normalised title key"),
+        *(RECORDS.field(name) for name in GOLDEN_FIELDS),
         _field("golden_record_key", _str, "record the golden fields were taken from"),
         _field("n_records", pa.int32(), "records in the manifestation", False),
         _field("n_libraries", pa.int32(), "libraries holding it", False),

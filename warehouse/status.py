@@ -56,7 +56,7 @@ def catalogue_summary(settings: Settings, top: int = 5) -> str:
         f"catalogue: {catalogue.resolve()}",
         f"snapshot:  {snapshot.resolve()}",
         f"{libraries} libraries, {records:,} records → {manifestations:,} manifestations; "
-        f"{shared:,} held by more than one library; {quarantined:,} records quarantined",
+        f"{shared:,} held by more than one library; {quarantined:,} quarantined (see `unioncat status`)",
         "holdings by library level (libraries, manifestations held, unique holdings):",
         *(f"  {level:<9} {n:>4} {held:>9,} {unique:>9,}" for level, n, held, unique in by_level),
         "most widely held:",
