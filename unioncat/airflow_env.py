@@ -8,6 +8,7 @@ when first imported, so the environment must be set before that.
 from __future__ import annotations
 
 import os
+import warnings
 from collections import Counter
 
 from unioncat.settings import REPO_ROOT, Settings
@@ -39,6 +40,7 @@ def configure_embedded_airflow(settings: Settings) -> None:
 def run_dags_in_process(settings: Settings, run_conf: dict | None = None, progress=print) -> dict[str, str]:
     """Run harvest_libraries then build_catalogue with `dag.test()`; returns each run's state."""
     configure_embedded_airflow(settings)
+    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")  # Airflow's import, not ours
     from airflow.dag_processing.dagbag import DagBag
     from airflow.utils.db import initdb
 
