@@ -1,40 +1,22 @@
 """File drops: ISO 2709 / MARCXML files a library puts in a folder.
 
 Incremental by checksum: a file whose bytes did not change since the last
-harvest is not landed again. The committed state maps each current file name
-to the run that landed its bytes, so a file that disappears from the drop is
-dropped from the library's catalogue too.
+harvest is not landed again. The catalogue is the latest landed copy of each
+file currently in the drop, so a file that disappears from the drop takes its
+records out of the catalogue.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from pathlib import Path
 
-from harvesters import state as harvest_state
 from harvesters.errors import TerminalHarvestError
-from unioncat import atomic
+from harvesters.landing import HarvestResult, HarvestRun
 from unioncat.registry import Library
 from unioncat.settings import Settings
 
 CATALOGUE_SUFFIXES = (".mrc", ".marc", ".iso", ".dat", ".xml", ".marcxml")
-
-
-@dataclass(frozen=True)
-class HarvestResult:
-    library_id: str
-    run_id: str
-    files_landed: int
-    files_unchanged: int
-    files_removed: int
-    bytes_landed: int
-
-    def summary(self) -> str:
-        return (
-            f"{self.library_id}: {self.files_landed} file(s) landed ({self.bytes_landed:,} bytes), "
-            f"{self.files_unchanged} unchanged, {self.files_removed} removed"
-        )
 
 
 def drop_files(library: Library) -> list[Path]:
@@ -46,11 +28,11 @@ def drop_files(library: Library) -> list[Path]:
     return sorted(p for p in endpoint.iterdir() if p.is_file() and p.suffix.lower() in CATALOGUE_SUFFIXES)
 
 
-def harvest(settings: Settings, library: Library, run_id: str) -> HarvestResult:
-    state = harvest_state.load(settings, library.id)
-    previous: dict = state.get("files", {})
+def harvest(settings: Settings, library: Library, run_id: str, *, full: bool = False) -> HarvestResult:
+    run = HarvestRun(settings, library, run_id, full)
+    previous: dict = {} if full else run.state.get("files", {})
     current: dict = {}
-    landed = unchanged = bytes_landed = 0
+    unchanged = 0
     for path in drop_files(library):
         data = path.read_bytes()
         digest = hashlib.sha256(data).hexdigest()
@@ -58,21 +40,7 @@ def harvest(settings: Settings, library: Library, run_id: str) -> HarvestResult:
             current[path.name] = previous[path.name]
             unchanged += 1
             continue
-        atomic.write_bytes(settings.landing_dir(library.id) / run_id / path.name, data)
-        current[path.name] = {"sha256": digest, "run_id": run_id, "bytes": len(data)}
-        landed += 1
-        bytes_landed += len(data)
+        current[path.name] = {"sha256": digest, "page": run.land(path.name, data)}
     removed = len(set(previous) - set(current))
-    state.update(
-        files=current,
-        last_success={"run_id": run_id, "at": harvest_state.now_iso()},
-        last_attempt={"run_id": run_id, "status": "ok", "at": harvest_state.now_iso()},
-    )
-    harvest_state.save(settings, library.id, state)
-    return HarvestResult(library.id, run_id, landed, unchanged, removed, bytes_landed)
-
-
-def landed_files(settings: Settings, library_id: str) -> list[Path]:
-    """The landed copy of every file currently in the library's catalogue."""
-    files = harvest_state.load(settings, library_id).get("files", {})
-    return [settings.landing_dir(library_id) / entry["run_id"] / name for name, entry in sorted(files.items())]
+    run.finish([entry["page"] for _, entry in sorted(current.items())], files=current)
+    return HarvestResult(library.id, run_id, pages=len(current) - unchanged, deleted=removed, unchanged=unchanged, bytes=run.bytes_landed)

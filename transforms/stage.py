@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from harvesters.files import landed_files
+from harvesters.landing import catalogue_pages
 from transforms.readers import Accepted, Rejected, read_iso2709, read_marcxml, sniff
 from unioncat import atomic, schema
 from unioncat.registry import Library
@@ -68,7 +68,7 @@ def read_summary(settings: Settings, library_id: str) -> dict | None:
 
 
 def transform_library(settings: Settings, library: Library, *, full: bool = False) -> TransformSummary:
-    paths = landed_files(settings, library.id)
+    paths = catalogue_pages(settings, library.id)
     fingerprint = _fingerprint(paths, library)
     staging = settings.staging_dir(library.id)
     previous = read_summary(settings, library.id)

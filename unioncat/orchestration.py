@@ -56,7 +56,7 @@ def harvest_libraries_dag():
             run_id = get_current_context()["run_id"]
             result = harvest_library(settings, registry(settings).get(library_id), _safe(run_id) or new_run_id())
             print(result.summary())
-            return {"library_id": library_id, "files_landed": result.files_landed}
+            return {"library_id": library_id, "pages": result.pages, "records": result.records}
 
         harvest.expand(library_id=enabled_libraries())
 

@@ -15,6 +15,7 @@ from dedup.stage import DedupSummary, deduplicate
 from harvesters import files
 from harvesters import state as harvest_state
 from harvesters.errors import HarvestError, TerminalHarvestError
+from harvesters.landing import HarvestResult
 from transforms.stage import TransformSummary, transform_library
 from unioncat.registry import Library, Registry, load_registry
 from unioncat.settings import Settings
@@ -31,12 +32,12 @@ def registry(settings: Settings) -> Registry:
     return load_registry(settings.sources_path)
 
 
-def harvest_library(settings: Settings, library: Library, run_id: str) -> files.HarvestResult:
+def harvest_library(settings: Settings, library: Library, run_id: str, *, full: bool = False) -> HarvestResult:
     """Harvest one library into the landing zone; failures are recorded, then raised."""
     try:
         if library.protocol != "file":
             raise TerminalHarvestError(library.id, f"protocol {library.protocol!r} has no harvester yet; use a file drop")
-        return files.harvest(settings, library, run_id)
+        return files.harvest(settings, library, run_id, full=full)
     except HarvestError as error:
         harvest_state.record_failure(settings, library.id, run_id, error)
         raise
@@ -70,7 +71,7 @@ def run_all(settings: Settings, *, full: bool = False, run_id: str | None = None
     summary = RunSummary(run_id or new_run_id())
     for n, library in enumerate(libraries, 1):
         try:
-            result = harvest_library(settings, library, summary.run_id)
+            result = harvest_library(settings, library, summary.run_id, full=full)
             summary.harvested.append(library.id)
             progress(f"[harvest {n}/{len(libraries)}] {result.summary()}")
         except HarvestError as error:
