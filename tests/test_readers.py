@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from transforms.readers import Accepted, Rejected, read_iso2709, read_marcxml, sniff
+from transforms.readers import Accepted, Rejected, read_iso2709, read_xml, sniff
 
 
 def _read(path: Path):
-    if sniff(path) == "marcxml":
-        results = list(read_marcxml(path, library_id="T", run_id="r"))
+    if sniff(path) == "xml":
+        results = list(read_xml(path, library_id="T", run_id="r"))
     else:
         results = list(read_iso2709(path.read_bytes(), library_id="T", run_id="r"))
     accepted = [r for r in results if isinstance(r, Accepted)]

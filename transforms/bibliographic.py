@@ -15,6 +15,10 @@ from transforms.isbn import normalise_issn, to_isbn13
 # Role words glued to names in 7XX $a or responsibility statements ("张三著").
 _ROLE_SUFFIX = re.compile(r"\s*(主编|编著|编译|编纂|编辑|整理|校注|注释|选编|原著|著|编|译|绘|撰|校|等)+$")
 _TRAILING_PUNCTUATION = re.compile(r"[\s/:;,.=]+$")
+# Control characters that must not reach display text; \x88/\x89 (NSB/NSE)
+# bracket non-sorting words in UNIMARC and are removed with their text for keys.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_NON_SORTING = re.compile(r"\x88[^\x89]*\x89")
 
 
 @dataclass
@@ -32,6 +36,7 @@ class Description:
     isbn_raw: list[str] = field(default_factory=list)
     issn_raw: list[str] = field(default_factory=list)
     title: str | None = None
+    sort_title: str | None = None  # title without its leading article, for keys
     subtitle: str | None = None
     part_number: str | None = None
     part_name: str | None = None
@@ -54,8 +59,18 @@ def clean(value: str | None) -> str | None:
     """Trim ISBD punctuation libraries leave at the end of subfields."""
     if value is None:
         return None
-    value = _TRAILING_PUNCTUATION.sub("", value.strip())
+    value = _TRAILING_PUNCTUATION.sub("", _CONTROL.sub("", value).strip())
     return value or None
+
+
+def sorting_form(title: str | None, nonfiling: int = 0) -> str | None:
+    """The title without its non-sorting article: MARC21 245 ind2 counts its
+    characters, UNIMARC brackets it with NSB/NSE."""
+    if title is None:
+        return None
+    if "\x88" in title:
+        return _CONTROL.sub("", _NON_SORTING.sub("", title))
+    return title[nonfiling:] if 0 < nonfiling < len(title) else title
 
 
 def strip_role(name: str) -> str:
@@ -110,7 +125,8 @@ def to_row(description: Description, *, library_id: str, source_format: str) -> 
         "clc": description.clc,
         "subjects": description.subjects,
         "series": description.series,
-        "title_key": normalise.title_key(description.title, description.subtitle) or f"no-title:{library_id}:{local_id}",
+        "title_key": normalise.title_key(description.sort_title or description.title, description.subtitle) or f"no-title:{library_id}:{local_id}",
+        "title_pinyin": normalise.pinyin_key(description.sort_title or description.title),
         "author_key": normalise.author_key(description.authors[0] if description.authors else None),
         "publisher_key": normalise.publisher_key(description.publisher),
         "quality_flags": sorted(set(flags)),

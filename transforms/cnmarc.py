@@ -7,18 +7,19 @@ subfield codes ($A, $F) carry pinyin and are not read as data.
 
 from __future__ import annotations
 
-import pymarc
-
-from transforms.bibliographic import Description, Holding, clean, join, strip_role
+from transforms.bibliographic import Description, Holding, clean, join, sorting_form, strip_role
+from transforms.marc import MarcRecord
 
 _NAME_TAGS = ("700", "701", "702", "710", "711", "712")
+TAGS = frozenset({"001", "005", "010", "011", "100", "101", "200", "205", "210", "215", "225", "606", "690", "905", "906", "AVA", *_NAME_TAGS})
+_GAZETTEER_ENDINGS = ("志", "志稿", "志略", "年鉴")
 
 
-def _values(record: pymarc.Record, tag: str, code: str) -> list[str]:
+def _values(record: MarcRecord, tag: str, code: str) -> list[str]:
     return [v for f in record.get_fields(tag) for v in f.get_subfields(code) if v and v.strip()]
 
 
-def _first(record: pymarc.Record, tag: str, code: str) -> str | None:
+def _first(record: MarcRecord, tag: str, code: str) -> str | None:
     values = _values(record, tag, code)
     return clean(values[0]) if values else None
 
@@ -28,13 +29,14 @@ def _int(text: str | None) -> int | None:
     return int(digits) if digits else None
 
 
-def _material_type(record: pymarc.Record, clc: list[str], title: str | None) -> str:
+def _material_type(record: MarcRecord, clc: list[str], title: str | None) -> str:
     leader = str(record.leader)
     if leader[6] == "l":
         return "electronic"
     if leader[7] == "s":
         return "serial"
-    if any(c.startswith("K29") for c in clc) and title and title.endswith("志"):
+    subjects = " ".join(_values(record, "606", "a"))
+    if (title and title.endswith(_GAZETTEER_ENDINGS) and any(c.startswith("K29") for c in clc)) or "地方志" in subjects:
         return "gazetteer"
     fixed = _first(record, "100", "a") or ""
     year = fixed[9:13]
@@ -43,14 +45,14 @@ def _material_type(record: pymarc.Record, clc: list[str], title: str | None) -> 
     return "monograph" if leader[6] in "ab" else "other"
 
 
-def _holdings(record: pymarc.Record) -> list[Holding]:
+def _holdings(record: MarcRecord) -> list[Holding]:
     holdings = [
         Holding(
             call_number=join(f.get_subfields("d") + f.get_subfields("e"), "/"),
             location=clean(next(iter(f.get_subfields("b", "c")), None)),
             copies=_int(next(iter(f.get_subfields("f")), None)),
         )
-        for f in record.get_fields("905")
+        for f in record.get_fields("905", "906")
     ]
     holdings += [
         Holding(
@@ -64,9 +66,10 @@ def _holdings(record: pymarc.Record) -> list[Holding]:
     return holdings
 
 
-def describe(record: pymarc.Record) -> Description:
+def describe(record: MarcRecord) -> Description:
     title_field = record.get("200")
-    title = clean(title_field.get("a")) if title_field else None
+    raw_title = title_field.get("a") if title_field else None
+    title = clean(raw_title)
     clc = [clean(v) for v in _values(record, "690", "a")]
     authors = []
     for tag in _NAME_TAGS:
@@ -74,14 +77,13 @@ def describe(record: pymarc.Record) -> Description:
             name = "".join(name_field.get_subfields("a", "b")).strip()
             if name and strip_role(name) not in authors:
                 authors.append(strip_role(name))
-    control = record.get("001")
-    stamp = record.get("005")
     return Description(
-        local_id=control.data.strip() if control else None,
-        datestamp=stamp.data.strip() if stamp else None,
+        local_id=record.control("001"),
+        datestamp=record.control("005"),
         isbn_raw=_values(record, "010", "a"),
         issn_raw=_values(record, "011", "a"),
         title=title,
+        sort_title=clean(sorting_form(raw_title)),
         subtitle=join(title_field.get_subfields("e"), " : ") if title_field else None,
         part_number=join(title_field.get_subfields("h"), " ") if title_field else None,
         part_name=join(title_field.get_subfields("i"), " ") if title_field else None,

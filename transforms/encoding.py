@@ -1,10 +1,13 @@
-"""Decide a record's character encoding and decode its raw fields.
+"""Decide a record's character encoding and decode the fields we map.
 
 Declarations are honoured but verified against the bytes: MARC21 leader/09
 and CNMARC/UNIMARC 100$a/26-29 lie often enough (Evergreen's FSL.marc is UTF-8
-with a blank leader/09). The decision and the evidence for it are returned so
-that they land in the record row; nothing is decoded with replacement
-characters silently.
+with a blank leader/09; GB-declared records re-encoded to UTF-8 by a server
+keep saying `0120`). GB18030 decodes almost any byte string, so a
+successful decode proves nothing: valid multi-byte UTF-8 is checked first,
+because GBK text is practically never valid UTF-8. The decision, the
+evidence and a confidence go into the row; nothing is decoded with
+replacement characters silently.
 """
 
 from __future__ import annotations
@@ -12,10 +15,10 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 
-import pymarc
 from pymarc.marc8 import marc8_to_unicode
 
-from transforms.iso2709 import SUBFIELD_DELIMITER, RawField, RawRecord, RecordError
+from transforms.iso2709 import SUBFIELD_DELIMITER, RawRecord, RecordError
+from transforms.marc import ControlField, DataField, MarcRecord
 
 # Registry names → Python codecs. GB 2312 and GBK are subsets of GB18030.
 CODECS = {
@@ -25,13 +28,21 @@ CODECS = {
     "gb2312": "gb18030",
     "iso-8859-1": "iso-8859-1",
     "marc-8": "marc-8",
+    "cp1251": "cp1251",
+    "koi8-r": "koi8-r",
+    "cp866": "cp866",
 }
+_MARC8_ESCAPE = b"\x1b"
+# Declared UTF-8 with a stray bad byte or two is kept (flagged); more is not UTF-8.
+MAX_REPLACED_BYTES = 3
 
 
 @dataclass(frozen=True)
 class EncodingDecision:
     encoding: str  # a key of CODECS
     evidence: str
+    confidence: float = 1.0
+    errors: str = "strict"  # "replace" only for a few bad bytes in declared UTF-8, flagged in the row
 
 
 def _unimarc_charset(raw: RawRecord) -> str | None:
@@ -39,30 +50,24 @@ def _unimarc_charset(raw: RawRecord) -> str | None:
         if field.tag == "100":
             for chunk in field.data.split(SUBFIELD_DELIMITER)[1:]:
                 if chunk[:1] == b"a" and len(chunk) >= 31:
-                    return chunk[27:31].decode("ascii", "replace")
+                    return chunk[27:31].decode("latin-1")
     return None
 
 
-def _declared(raw: RawRecord, bibliographic_format: str) -> EncodingDecision | None:
+def _declared(raw: RawRecord, bibliographic_format: str) -> tuple[str | None, str]:
     if bibliographic_format == "marc21":
-        if raw.leader[9] == "a":
-            return EncodingDecision("utf-8", "declared leader/09=a")
-        return EncodingDecision("marc-8", "declared leader/09 blank (MARC-8)")
+        return ("utf-8", "leader/09=a") if raw.leader[9] == "a" else ("marc-8", "leader/09 blank")
     charset = _unimarc_charset(raw)
     if charset is None:
-        return None
+        return None, "no 100$a/26-29"
     if charset.startswith("50"):
-        return EncodingDecision("utf-8", f"declared 100$a/26-29={charset!r} (Unicode)")
+        return "utf-8", f"100$a/26-29={charset!r}"
     if "20" in (charset[:2], charset[2:]):
-        return EncodingDecision("gb18030", f"declared 100$a/26-29={charset!r} (GB 2312)")
-    return None
+        return "gb18030", f"100$a/26-29={charset!r} (GB 2312)"
+    return None, f"100$a/26-29={charset!r}"
 
 
-def _all_bytes(raw: RawRecord) -> bytes:
-    return b"".join(field.data for field in raw.fields)
-
-
-def _decodes_as(data: bytes, codec: str) -> bool:
+def _valid(data: bytes, codec: str) -> bool:
     try:
         data.decode(codec)
     except UnicodeDecodeError:
@@ -70,54 +75,92 @@ def _decodes_as(data: bytes, codec: str) -> bool:
     return True
 
 
+def _han_share(text: str) -> float:
+    """Share of non-ASCII characters that are CJK ideographs or CJK punctuation:
+    GB18030 text decoded right is almost all Han; decoded wrong it is not."""
+    non_ascii = [c for c in text if ord(c) > 127]
+    if not non_ascii:
+        return 1.0
+    han = sum(1 for c in non_ascii if "\u3000" <= c <= "\u9fff" or "\uff00" <= c <= "\uffef" or "\uf900" <= c <= "\ufaff")
+    return han / len(non_ascii)
+
+
 def decide_encoding(raw: RawRecord, bibliographic_format: str, configured: str = "auto") -> EncodingDecision:
-    """Pick the encoding for a record: configured > verified declaration > detection."""
-    data = _all_bytes(raw)
+    """Pick the encoding: verified configuration or declaration, else detection."""
+    data = raw.data
     if data.isascii():
         return EncodingDecision("utf-8", "ascii only")
+    declared, declaration = _declared(raw, bibliographic_format)
     if configured != "auto":
-        codec = CODECS[configured]
-        if codec == "marc-8" or _decodes_as(data, codec):
-            return EncodingDecision(configured, f"configured {configured} in sources.toml")
-    declared = _declared(raw, bibliographic_format)
-    if declared and (declared.encoding == "marc-8" or _decodes_as(data, CODECS[declared.encoding])):
-        if declared.encoding == "marc-8" and _decodes_as(data, "utf-8"):
-            return EncodingDecision("utf-8", "declared MARC-8 but bytes are valid UTF-8 (mislabelled)")
-        return declared
-    if _decodes_as(data, "utf-8"):
-        return EncodingDecision("utf-8", "detected: bytes are valid UTF-8")
-    if bibliographic_format == "marc21":
-        return EncodingDecision("marc-8", "detected: 8-bit bytes in MARC21, not UTF-8")
-    if _decodes_as(data, "gb18030"):
-        return EncodingDecision("gb18030", "detected: bytes are valid GB18030")
-    raise RecordError("undecodable", "bytes are neither UTF-8, GB18030 nor declared consistently")
+        declared, declaration = configured, f"configured {configured} in sources.toml"
+    if _valid(data, "utf-8"):
+        if declared in (None, "utf-8"):
+            return EncodingDecision("utf-8", f"declared {declaration}; bytes are valid UTF-8" if declared else "detected: valid UTF-8")
+        return EncodingDecision("utf-8", f"declared {declaration} ({declared}) but bytes are valid UTF-8 (mislabelled)", 0.95)
+    if declared == "marc-8" or (declared is None and bibliographic_format == "marc21"):
+        confidence = 1.0 if _MARC8_ESCAPE in data or declared else 0.8
+        return EncodingDecision("marc-8", f"declared {declaration}; bytes are not UTF-8", confidence)
+    if declared not in (None, "utf-8", "gb18030") and _valid(data, CODECS[declared]):
+        return EncodingDecision(declared, f"declared {declaration}")
+    if declared == "utf-8":
+        bad = data.decode("utf-8", "replace").count("\ufffd")
+        if bad <= MAX_REPLACED_BYTES:
+            return EncodingDecision("utf-8", f"declared {declaration}; {bad} invalid UTF-8 sequence(s) replaced by U+FFFD", 0.5, "replace")
+    if _valid(data, "gb18030"):
+        share = _han_share(data.decode("gb18030"))
+        if share < 0.5:
+            raise RecordError("undecodable", f"bytes decode as GB18030 but only {share:.0%} of non-ASCII characters are Han; {declaration}")
+        evidence = f"declared {declaration}" if declared == "gb18030" else f"{declaration}; detected: valid GB18030, {share:.0%} Han"
+        return EncodingDecision("gb18030", evidence, 1.0 if declared == "gb18030" else round(share * 0.9, 2))
+    cyrillic = _single_byte_cyrillic(data)
+    if cyrillic:
+        return cyrillic
+    raise RecordError("undecodable", f"bytes are neither UTF-8, GB18030 nor single-byte Cyrillic ({declaration})")
 
 
-def _decoder(encoding: str):
-    if encoding == "marc-8":
+def _single_byte_cyrillic(data: bytes) -> EncodingDecision | None:
+    """RUSMARC and other UNIMARC exports in KOI8-R, cp1251 or cp866: the codec
+    whose non-ASCII characters are (nearly) all Cyrillic letters."""
+    best = None
+    for codec in ("cp1251", "koi8-r", "cp866"):
+        try:
+            text = data.decode(codec)
+        except UnicodeDecodeError:
+            continue
+        non_ascii = [c for c in text if ord(c) > 127]
+        share = sum(1 for c in non_ascii if "\u0400" <= c <= "\u04ff") / max(len(non_ascii), 1)
+        # KOI8-R puts lower case where cp1251 puts upper case: prefer mostly lower-case readings.
+        lower = sum(1 for c in non_ascii if c.islower()) / max(len(non_ascii), 1)
+        score = share + 0.1 * lower
+        if share >= 0.9 and (best is None or score > best[0]):
+            best = (score, codec, share)
+    if best is None:
+        return None
+    _, codec, share = best
+    return EncodingDecision(codec, f"detected: single-byte Cyrillic {codec}, {share:.0%} Cyrillic", round(0.8 * share, 2))
+
+
+def _decoder(decision: EncodingDecision):
+    if decision.encoding == "marc-8":
         return lambda data: unicodedata.normalize("NFC", marc8_to_unicode(data, hide_utf8_warnings=True))
-    codec = CODECS[encoding]
-    return lambda data: data.decode(codec)
+    codec, errors = CODECS[decision.encoding], decision.errors
+    return lambda data: data.decode(codec, errors)
 
 
-def _to_field(raw_field: RawField, decode) -> pymarc.Field:
-    if raw_field.is_control:
-        return pymarc.Field(tag=raw_field.tag, data=decode(raw_field.data))
-    head, *chunks = raw_field.data.split(SUBFIELD_DELIMITER)
-    indicators = (head.decode("ascii", "replace") + "  ")[:2]
-    subfields = [
-        pymarc.Subfield(code=chunk[:1].decode("ascii", "replace"), value=decode(chunk[1:]))
-        for chunk in chunks
-        if chunk
-    ]
-    return pymarc.Field(tag=raw_field.tag, indicators=list(indicators), subfields=subfields)
-
-
-def decode_record(raw: RawRecord, decision: EncodingDecision) -> pymarc.Record:
-    decode = _decoder(decision.encoding)
-    record = pymarc.Record(leader=raw.leader)
+def decode_record(raw: RawRecord, decision: EncodingDecision, wanted: frozenset[str] | None = None) -> MarcRecord:
+    """Decode the fields whose tags are `wanted` (all when None)."""
+    decode = _decoder(decision)
+    record = MarcRecord(raw.leader)
     try:
-        record.add_field(*(_to_field(field, decode) for field in raw.fields))
-    except (UnicodeDecodeError, ValueError, KeyError, IndexError) as error:
+        for raw_field in raw.fields:
+            if wanted is not None and raw_field.tag not in wanted:
+                continue
+            if raw_field.is_control:
+                record.add(ControlField(raw_field.tag, decode(raw_field.data)))
+                continue
+            head, *chunks = raw_field.data.split(SUBFIELD_DELIMITER)
+            subfields = [(chunk[:1].decode("latin-1"), decode(chunk[1:])) for chunk in chunks if chunk]
+            record.add(DataField(raw_field.tag, (head.decode("latin-1") + "  ")[:2], subfields))
+    except (UnicodeDecodeError, ValueError, IndexError) as error:
         raise RecordError("undecodable", f"{decision.encoding}: {error}") from None
     return record

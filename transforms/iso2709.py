@@ -31,7 +31,7 @@ class RecordError(ValueError):
         self.detail = detail
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RawField:
     tag: str
     data: bytes  # without the field terminator
@@ -41,10 +41,11 @@ class RawField:
         return self.tag < "010" and self.tag.isdigit()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RawRecord:
     leader: str
     fields: tuple[RawField, ...]
+    data: bytes  # the whole record as received
 
 
 def split_records(stream: bytes) -> Iterator[tuple[int, bytes]]:
@@ -79,39 +80,36 @@ def parse_record(chunk: bytes) -> RawRecord:
         leader = chunk[:LEADER_LENGTH].decode("ascii")
     except UnicodeDecodeError:
         raise RecordError("bad_leader", f"non-ASCII leader {chunk[:LEADER_LENGTH]!r}") from None
-    base_text = leader[12:17]
-    if not base_text.isdigit():
-        raise RecordError("bad_leader", f"base address {base_text!r} is not a number (leader {leader!r})")
+    if not leader[:5].isdigit():
+        raise RecordError("bad_leader", f"record length {leader[:5]!r} is not a number (leader {leader!r})")
     directory_end = chunk.find(FIELD_TERMINATOR, LEADER_LENGTH)
     if directory_end == -1:
         raise RecordError("bad_directory", "no field terminator after the directory")
-    base_address = int(base_text)
-    if base_address != directory_end + 1:
-        # The directory terminator is the reliable anchor; a wrong base address is repairable.
-        base_address = directory_end + 1
+    base_address = directory_end + 1  # the directory terminator is the reliable anchor, not leader/12-16
     directory = chunk[LEADER_LENGTH:directory_end]
     if len(directory) % DIRECTORY_ENTRY_LENGTH:
         raise RecordError("bad_directory", f"directory length {len(directory)} is not a multiple of 12")
-    body = chunk[base_address:-1]
+    body_length = len(chunk) - 1 - base_address
     fields = []
     for n in range(0, len(directory), DIRECTORY_ENTRY_LENGTH):
-        entry = directory[n : n + DIRECTORY_ENTRY_LENGTH]
         try:
-            tag = entry[:3].decode("ascii")
-            length = int(entry[3:7])
-            offset = int(entry[7:12])
-        except (UnicodeDecodeError, ValueError):
-            raise RecordError("bad_directory", f"unreadable directory entry {entry!r}") from None
-        if offset + length > len(body) + 1 or length == 0:
+            length = int(directory[n + 3 : n + 7])
+            offset = int(directory[n + 7 : n + 12])
+        except ValueError:
+            raise RecordError("bad_directory", f"unreadable directory entry {directory[n : n + 12]!r}") from None
+        tag = directory[n : n + 3].decode("latin-1")
+        if length == 0 or offset + length > body_length + 1:
             raise RecordError(
-                "bad_directory",
-                f"field {tag} at offset {offset} length {length} lies outside the {len(body)}-byte body",
+                "bad_directory", f"field {tag} at offset {offset} length {length} lies outside the {body_length}-byte body"
             )
-        data = body[offset : offset + length]
-        fields.append(RawField(tag, data[:-1] if data.endswith(FIELD_TERMINATOR) else data))
+        start = base_address + offset
+        end = start + length
+        if chunk[end - 1 : end] == FIELD_TERMINATOR:
+            end -= 1
+        fields.append(RawField(tag, chunk[start:end]))
     if not fields:
         raise RecordError("bad_directory", "record has no fields")
-    return RawRecord(leader, tuple(fields))
+    return RawRecord(leader, tuple(fields), chunk)
 
 
 def encode_record(record: pymarc.Record, encoding: str) -> bytes:

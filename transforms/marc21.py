@@ -3,64 +3,72 @@
 
 from __future__ import annotations
 
-import pymarc
-
-from transforms.bibliographic import Description, Holding, clean, join, strip_role
+from transforms.bibliographic import Description, Holding, clean, join, sorting_form, strip_role
+from transforms.marc import MarcRecord
 
 _NAME_TAGS = ("100", "110", "111", "700", "710", "711")
+TAGS = frozenset({
+    "001", "004", "005", "008", "020", "022", "041", "050", "082", "245", "250", "260", "264", "300", "490", "650",
+    "830", "852", "866", *_NAME_TAGS,
+})
 _MATERIAL_BY_LEADER = {"m": "monograph", "s": "serial", "i": "serial", "a": "monograph", "c": "monograph"}
 
 
-def _values(record: pymarc.Record, tags: tuple[str, ...], codes: tuple[str, ...]) -> list[str]:
+def _values(record: MarcRecord, tags: tuple[str, ...], codes: tuple[str, ...]) -> list[str]:
     return [v for f in record.get_fields(*tags) for v in f.get_subfields(*codes) if v and v.strip()]
 
 
-def _first(record: pymarc.Record, tags: tuple[str, ...], code: str) -> str | None:
+def _first(record: MarcRecord, tags: tuple[str, ...], code: str) -> str | None:
     values = _values(record, tags, (code,))
     return clean(values[0]) if values else None
 
 
-def _material_type(record: pymarc.Record) -> str:
-    leader = str(record.leader)
-    if leader[6] == "m":
+def _material_type(record: MarcRecord) -> str:
+    leader = record.leader
+    form = (record.control("008") or "")[23:24]
+    if leader[6] == "m" or (leader[6] in "at" and form in ("o", "s", "q")):
         return "electronic"
     if leader[6] in "at":
         return _MATERIAL_BY_LEADER.get(leader[7], "other")
     return "other"
 
 
-def _holdings(record: pymarc.Record) -> list[Holding]:
+def holdings(record: MarcRecord) -> list[Holding]:
+    """852 locations of a bibliographic record or of an MFHD holdings record."""
     return [
         Holding(
-            call_number=join(f.get_subfields("h", "i"), " "),
+            call_number=join(f.get_subfields("h", "i", "k", "j"), " "),
             location=join(f.get_subfields("a", "b", "c"), " / "),
         )
         for f in record.get_fields("852")
     ]
 
 
-def _language(record: pymarc.Record) -> str | None:
-    fixed = record.get("008")
-    code = fixed.data[35:38].strip() if fixed and len(fixed.data) >= 38 else ""
+def _nonfiling(title_field) -> int:
+    indicator = title_field.indicators[1:2]
+    return int(indicator) if indicator.isdigit() else 0
+
+
+def _language(record: MarcRecord) -> str | None:
+    code = (record.control("008") or "")[35:38].strip()
     return code or _first(record, ("041",), "a")
 
 
-def describe(record: pymarc.Record) -> Description:
+def describe(record: MarcRecord) -> Description:
     title_field = record.get("245")
     authors = []
     for name_field in record.get_fields(*_NAME_TAGS):
         name = clean(" ".join(name_field.get_subfields("a", "b")))
         if name and strip_role(name) not in authors:
             authors.append(strip_role(name))
-    control = record.get("001")
-    stamp = record.get("005")
     isbn_raw = _values(record, ("020",), ("a",))
     return Description(
-        local_id=control.data.strip() if control else None,
-        datestamp=stamp.data.strip() if stamp else None,
+        local_id=record.control("001"),
+        datestamp=record.control("005"),
         isbn_raw=isbn_raw,
         issn_raw=_values(record, ("022",), ("a",)),
         title=clean(title_field.get("a")) if title_field else None,
+        sort_title=clean(sorting_form(title_field.get("a"), _nonfiling(title_field))) if title_field else None,
         subtitle=join(title_field.get_subfields("b"), " : ") if title_field else None,
         part_number=join(title_field.get_subfields("n"), " ") if title_field else None,
         part_name=join(title_field.get_subfields("p"), " ") if title_field else None,
@@ -69,12 +77,12 @@ def describe(record: pymarc.Record) -> Description:
         edition=_first(record, ("250",), "a"),
         publisher=_first(record, ("260", "264"), "b"),
         place=_first(record, ("260", "264"), "a"),
-        date_text=_first(record, ("260", "264"), "c") or (record.get("008").data[7:11] if record.get("008") else None),
+        date_text=_first(record, ("260", "264"), "c") or (record.control("008") or "")[7:11],
         extent=_first(record, ("300",), "a"),
         language=_language(record),
         material_type=_material_type(record),
         clc=[c for c in map(clean, _values(record, ("050", "082"), ("a",))) if c],
         subjects=[c for c in map(clean, _values(record, ("650",), ("a",))) if c],
         series=_first(record, ("490", "830"), "a"),
-        holdings=_holdings(record),
+        holdings=holdings(record),
     )

@@ -16,6 +16,10 @@ import opencc
 _HAN = r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]"
 _SPACE_BETWEEN_HAN = re.compile(rf"(?<={_HAN})\s+(?={_HAN})")
 _SPACES = re.compile(r"\s+")
+_HAN_CHAR = re.compile(_HAN)
+_COMBINING = re.compile(r"[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
+# Everything that is not a letter or a digit separates words (\W is Unicode-aware).
+_SEPARATORS = re.compile(r"[\W_]+")
 _YEAR = re.compile(r"(1[0-9]{3}|20[0-9]{2})")
 _PAGES = re.compile(r"(\d+)\s*(?:页|頁|p\b|pp\b|pages?\b|leaves\b|S\.)", re.IGNORECASE)
 _FIRST_NUMBER = re.compile(r"\d+")
@@ -28,18 +32,16 @@ def _to_simplified() -> opencc.OpenCC:
     return opencc.OpenCC("t2s")
 
 
-def _is_separator(char: str) -> bool:
-    category = unicodedata.category(char)
-    return category[0] in "PSZC"
-
-
+@lru_cache(maxsize=1 << 17)  # titles and publishers repeat across libraries
 def fold_text(text: str) -> str:
     """NFKC (full-width → half-width), traditional → simplified, case fold,
     diacritics off, punctuation and symbols to spaces, no spaces between Han."""
-    text = unicodedata.normalize("NFKC", text)
-    text = _to_simplified().convert(text).casefold()
-    text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
-    text = "".join(" " if _is_separator(c) else c for c in text)
+    text = unicodedata.normalize("NFKC", text).casefold()
+    if not text.isascii():
+        if _HAN_CHAR.search(text):
+            text = _to_simplified().convert(text)
+        text = _COMBINING.sub("", unicodedata.normalize("NFKD", text))
+    text = _SEPARATORS.sub(" ", text)
     text = _SPACE_BETWEEN_HAN.sub("", text)
     return _SPACES.sub(" ", text).strip()
 
@@ -52,6 +54,17 @@ def title_key(title: str | None, subtitle: str | None = None) -> str:
     if not key:
         key = _SPACES.sub("", unicodedata.normalize("NFKC", text))
     return key
+
+
+@lru_cache(maxsize=1 << 16)
+def pinyin_key(title: str | None) -> str | None:
+    """Toneless pinyin of a title's Han characters, joined without spaces, as an
+    extra matching key (catches homophone typos and 繁/简 forms opencc misses)."""
+    if not title or not _HAN_CHAR.search(title):
+        return None
+    from pypinyin import lazy_pinyin
+
+    return "".join(lazy_pinyin(fold_text(title).replace(" ", ""), errors="ignore")) or None
 
 
 def author_key(name: str | None) -> str:
