@@ -74,7 +74,7 @@ def describe(record: MarcRecord) -> Description:
     authors = []
     for tag in _NAME_TAGS:
         for name_field in record.get_fields(tag):
-            name = "".join(name_field.get_subfields("a", "b")).strip()
+            name = ", ".join(part.strip(" ,") for part in name_field.get_subfields("a", "b") if part.strip(" ,"))
             if name and strip_role(name) not in authors:
                 authors.append(strip_role(name))
     return Description(

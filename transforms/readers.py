@@ -71,7 +71,7 @@ def bibliographic_format(tags: set[str], configured: str) -> str:
     if "245" in tags:
         return "marc21"
     if "200" in tags:
-        return "cnmarc" if tags & {"690", "905", "906", "AVA", "801"} else "unimarc"
+        return "cnmarc" if tags & {"690", "905", "906", "AVA"} else "unimarc"
     if tags & {"852", "863", "866"}:
         return "marc21"  # a holdings (MFHD) record
     raise RecordError("not_bibliographic", f"neither a 245 (MARC21) nor a 200 (UNIMARC) title field; tags {sorted(tags)[:12]}")
