@@ -15,6 +15,7 @@ from transforms.isbn import normalise_issn, to_isbn13
 # Role words glued to names in 7XX $a or responsibility statements ("张三著").
 _ROLE_SUFFIX = re.compile(r"\s*(主编|编著|编译|编纂|编辑|整理|校注|注释|选编|原著|著|编|译|绘|撰|校|等)+$")
 _TRAILING_PUNCTUATION = re.compile(r"[\s/:;,.=]+$")
+_TRAILING_CHARS = frozenset("/:;,.=")
 # Control characters that must not reach display text; \x88/\x89 (NSB/NSE)
 # bracket non-sorting words in UNIMARC and are removed with their text for keys.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -59,7 +60,11 @@ def clean(value: str | None) -> str | None:
     """Trim ISBD punctuation libraries leave at the end of subfields."""
     if value is None:
         return None
-    value = _TRAILING_PUNCTUATION.sub("", _CONTROL.sub("", value).strip())
+    if not value.isprintable():
+        value = _CONTROL.sub("", value)
+    value = value.strip()
+    if value and value[-1] in _TRAILING_CHARS:
+        value = _TRAILING_PUNCTUATION.sub("", value)
     return value or None
 
 

@@ -141,26 +141,39 @@ def _single_byte_cyrillic(data: bytes) -> EncodingDecision | None:
 
 
 def _decoder(decision: EncodingDecision):
-    if decision.encoding == "marc-8":
-        return lambda data: unicodedata.normalize("NFC", marc8_to_unicode(data, hide_utf8_warnings=True))
-    codec, errors = CODECS[decision.encoding], decision.errors
-    return lambda data: data.decode(codec, errors)
+    return lambda data: unicodedata.normalize("NFC", marc8_to_unicode(data, hide_utf8_warnings=True))
 
 
 def decode_record(raw: RawRecord, decision: EncodingDecision, wanted: frozenset[str] | None = None) -> MarcRecord:
     """Decode the fields whose tags are `wanted` (all when None)."""
-    decode = _decoder(decision)
     record = MarcRecord(raw.leader)
     try:
+        if decision.encoding == "marc-8":  # escape state is per subfield: decode piece by piece
+            decode = _decoder(decision)
+            for raw_field in raw.fields:
+                if wanted is None or raw_field.tag in wanted:
+                    _add_marc8_field(record, raw_field, decode)
+            return record
+        codec, errors = CODECS[decision.encoding], decision.errors
         for raw_field in raw.fields:
             if wanted is not None and raw_field.tag not in wanted:
                 continue
+            # 0x1F never occurs inside a UTF-8, GB18030 or single-byte character: split after decoding.
+            text = raw_field.data.decode(codec, errors)
             if raw_field.is_control:
-                record.add(ControlField(raw_field.tag, decode(raw_field.data)))
-                continue
-            head, *chunks = raw_field.data.split(SUBFIELD_DELIMITER)
-            subfields = [(chunk[:1].decode("latin-1"), decode(chunk[1:])) for chunk in chunks if chunk]
-            record.add(DataField(raw_field.tag, (head.decode("latin-1") + "  ")[:2], subfields))
+                record.add(ControlField(raw_field.tag, text))
+            else:
+                head, *chunks = text.split("\x1f")
+                record.add(DataField(raw_field.tag, (head + "  ")[:2], [(c[0], c[1:]) for c in chunks if c]))
     except (UnicodeDecodeError, ValueError, IndexError) as error:
         raise RecordError("undecodable", f"{decision.encoding}: {error}") from None
     return record
+
+
+def _add_marc8_field(record: MarcRecord, raw_field, decode) -> None:
+    if raw_field.is_control:
+        record.add(ControlField(raw_field.tag, decode(raw_field.data)))
+        return
+    head, *chunks = raw_field.data.split(SUBFIELD_DELIMITER)
+    subfields = [(chunk[:1].decode("latin-1"), decode(chunk[1:])) for chunk in chunks if chunk]
+    record.add(DataField(raw_field.tag, (head.decode("latin-1") + "  ")[:2], subfields))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 _CANDIDATE = re.compile(r"(?<![0-9])(97[89][0-9]{9}[0-9]|[0-9]{9}[0-9X])(?![0-9X])")
 
@@ -32,6 +33,7 @@ def isbn13_is_valid(isbn: str) -> bool:
     return isbn.isdigit() and len(isbn) == 13 and isbn13_check_digit(isbn[:12]) == isbn[12]
 
 
+@lru_cache(maxsize=1 << 16)  # the same ISBN is written by many libraries
 def to_isbn13(raw: str) -> str | None:
     """The valid ISBN-13 in `raw`, converting an ISBN-10; None if there is none."""
     match = _CANDIDATE.search(_compact(raw))

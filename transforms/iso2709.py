@@ -9,6 +9,7 @@ record). Decoding field bytes into text is left to `transforms.encoding`.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -20,6 +21,7 @@ SUBFIELD_DELIMITER = b"\x1f"
 LEADER_LENGTH = 24
 DIRECTORY_ENTRY_LENGTH = 12
 MAX_RECORD_BYTES = 99_999
+_DIRECTORY_ENTRY = re.compile(rb"([\x21-\x7e]{3})([0-9]{4})([0-9]{5})", re.DOTALL)
 
 
 class RecordError(ValueError):
@@ -90,23 +92,21 @@ def parse_record(chunk: bytes) -> RawRecord:
     if len(directory) % DIRECTORY_ENTRY_LENGTH:
         raise RecordError("bad_directory", f"directory length {len(directory)} is not a multiple of 12")
     body_length = len(chunk) - 1 - base_address
+    entries = _DIRECTORY_ENTRY.findall(directory)
+    if len(entries) * DIRECTORY_ENTRY_LENGTH != len(directory):
+        raise RecordError("bad_directory", f"unreadable directory entries in {directory[:60]!r}")
     fields = []
-    for n in range(0, len(directory), DIRECTORY_ENTRY_LENGTH):
-        try:
-            length = int(directory[n + 3 : n + 7])
-            offset = int(directory[n + 7 : n + 12])
-        except ValueError:
-            raise RecordError("bad_directory", f"unreadable directory entry {directory[n : n + 12]!r}") from None
-        tag = directory[n : n + 3].decode("latin-1")
+    for tag, length_text, offset_text in entries:
+        length, offset = int(length_text), int(offset_text)
         if length == 0 or offset + length > body_length + 1:
             raise RecordError(
-                "bad_directory", f"field {tag} at offset {offset} length {length} lies outside the {body_length}-byte body"
+                "bad_directory", f"field {tag.decode('latin-1')} at offset {offset} length {length} lies outside the {body_length}-byte body"
             )
         start = base_address + offset
         end = start + length
-        if chunk[end - 1 : end] == FIELD_TERMINATOR:
+        if chunk[end - 1] == 0x1E:
             end -= 1
-        fields.append(RawField(tag, chunk[start:end]))
+        fields.append(RawField(tag.decode("latin-1"), chunk[start:end]))
     if not fields:
         raise RecordError("bad_directory", "record has no fields")
     return RawRecord(leader, tuple(fields), chunk)

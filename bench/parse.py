@@ -1,0 +1,121 @@
+"""Parse + normalise throughput of unioncat's reader against pymarc and yaz-marcdump.
+
+    uv run python bench/parse.py [--records N] [--loc PATH]
+
+Inputs: the 26,095 LoC MARC21 records (../shared/data, skipped when absent)
+and N generated CNMARC records (the demo province generator, UTF-8 and
+GB18030 mixed). Contenders, each over the same bytes in the same run:
+- unioncat, one process: split, parse, detect encoding, decode the mapped
+  fields, map to canonical rows with all keys (title, pinyin, author,
+  publisher, ISBN-13);
+- unioncat, two processes (the machine has two cores);
+- pymarc: a plain `MARCReader` loop (parse + decode only, no mapping);
+- yaz-marcdump: YAZ's C decoder printing every record (to /dev/null).
+Prints a table; the last line is one JSON object with the figures ("parse").
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import multiprocessing
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import pymarc  # noqa: E402
+
+from transforms.iso2709 import split_records  # noqa: E402
+from transforms.readers import read_iso2709  # noqa: E402
+from unioncat.province import DemoLibrary, write_demo_drops  # noqa: E402
+
+LOC = REPO.parent / "shared" / "data" / "marc21_loc_books" / "BooksAll.2016.part01.first26095.utf8.mrc"
+
+
+def generated_cnmarc(records: int, folder: Path) -> bytes:
+    """About `records` CNMARC records from the demo generator, concatenated."""
+    libraries = [DemoLibrary(f"B{n:03d}", f"图书馆{n}", "杭州", "city" if n < 12 else "county") for n in range(100)]
+    write_demo_drops(libraries, folder, titles=max(records // 5, 100), real_records_dir=None)
+    data = b"".join(p.read_bytes() for p in sorted(folder.glob("*/catalogue.mrc")))
+    offsets = [offset for offset, _ in split_records(data)]
+    return data[: offsets[records]] if len(offsets) > records else data
+
+
+def _unioncat(data: bytes) -> int:
+    return sum(1 for _ in read_iso2709(data, library_id="B", run_id="bench"))
+
+
+def _pymarc(data: bytes) -> int:
+    return sum(1 for record in pymarc.MARCReader(io.BytesIO(data), to_unicode=True, force_utf8=True, permissive=True) if record)
+
+
+def _halves(data: bytes) -> list[bytes]:
+    offsets = [offset for offset, _ in split_records(data)]
+    middle = offsets[len(offsets) // 2]
+    return [data[:middle], data[middle:]]
+
+
+def _unioncat_two_cores(data: bytes) -> int:
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        return sum(pool.map(_unioncat, _halves(data)))
+
+
+def _yaz_marcdump(data: bytes) -> int:
+    with tempfile.NamedTemporaryFile(suffix=".mrc") as handle:
+        handle.write(data)
+        handle.flush()
+        subprocess.run(["yaz-marcdump", handle.name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    return data.count(b"\x1d")
+
+
+def timed(function, data: bytes) -> tuple[int, float]:
+    start = time.perf_counter()
+    count = function(data)
+    return count, time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", type=int, default=100_000, help="generated CNMARC records (default 100000)")
+    parser.add_argument("--loc", type=Path, default=LOC, help="LoC MARC21 file (default: ../shared/data copy)")
+    args = parser.parse_args()
+
+    folder = Path(tempfile.mkdtemp(prefix="unioncat-bench-parse-"))
+    try:
+        datasets = {"generated CNMARC": generated_cnmarc(args.records, folder)}
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    if args.loc.exists():
+        datasets = {"LoC MARC21": args.loc.read_bytes(), **datasets}
+    contenders = {
+        "unioncat (1 core)": _unioncat,
+        "unioncat (2 cores)": _unioncat_two_cores,
+        "pymarc MARCReader (1 core, no mapping)": _pymarc,
+        "yaz-marcdump (C, 1 core)": _yaz_marcdump if shutil.which("yaz-marcdump") else None,
+    }
+    figures: dict = {}
+    print(f"{'dataset':<18} {'reader':<40} {'records':>9} {'seconds':>8} {'records/s':>10}")
+    for dataset, data in datasets.items():
+        for name, function in contenders.items():
+            if function is None:
+                continue
+            count, seconds = timed(function, data)
+            rate = count / seconds
+            figures.setdefault(dataset, {})[name] = {"records": count, "seconds": round(seconds, 3), "records_per_s": round(rate)}
+            print(f"{dataset:<18} {name:<40} {count:>9,} {seconds:>8.2f} {rate:>10,.0f}")
+        ours = figures[dataset]["unioncat (1 core)"]["records_per_s"]
+        base = figures[dataset]["pymarc MARCReader (1 core, no mapping)"]["records_per_s"]
+        both = figures[dataset]["unioncat (2 cores)"]["records_per_s"]
+        print(f"{dataset:<18} unioncat vs pymarc: {ours / base:.2f}x on 1 core, {both / base:.2f}x on 2 cores")
+    print(json.dumps({"parse": figures}, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()
