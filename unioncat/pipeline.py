@@ -7,6 +7,8 @@ in the catalogue; its failure is recorded in its state and shown by `status`.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable
@@ -77,10 +79,13 @@ def run_all(settings: Settings, *, full: bool = False, run_id: str | None = None
         except HarvestError as error:
             summary.failed[library.id] = str(error)
             progress(f"[harvest {n}/{len(libraries)}] FAILED {error}")
-    for n, library in enumerate(libraries, 1):
-        result = transform(settings, library, full=full)
-        summary.transforms.append(result)
-        progress(f"[transform {n}/{len(libraries)}] {result.line()}")
+    # Libraries transform independently: one process per core.
+    with ProcessPoolExecutor(max_workers=min(os.cpu_count() or 1, len(libraries) or 1)) as pool:
+        futures = [pool.submit(transform, settings, library, full=full) for library in libraries]
+        for n, future in enumerate(as_completed(futures), 1):
+            result = future.result()
+            summary.transforms.append(result)
+            progress(f"[transform {n}/{len(libraries)}] {result.line()}")
     summary.dedup = dedup(settings, libraries)
     progress(summary.dedup.line())
     summary.published = publish_snapshot(settings, libraries)
