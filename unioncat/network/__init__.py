@@ -1,0 +1,1 @@
+"""The local library network: real Z39.50/SRU, OAI-PMH and file-drop servers on loopback."""
