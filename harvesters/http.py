@@ -55,7 +55,7 @@ def _read_capped(response: requests.Response, library_id: str, url: str, max_byt
     return b"".join(chunks)
 
 
-def fetch(
+def get(
     session: requests.Session,
     url: str,
     params: dict,
@@ -64,22 +64,30 @@ def fetch(
     policy: HttpPolicy = HttpPolicy(),
     auth: tuple[str, str] | None = None,
     sleep=time.sleep,
-) -> bytes:
-    """GET `url` with `params`; retry transient failures; return the body bytes."""
+) -> tuple[int, bytes]:
+    """GET `url` with `params`, retrying transient failures; return the status
+    and body of the first answer that is not transient (4xx bodies included:
+    OAI-PMH servers put their error codes in them)."""
     last_error = "no attempt made"
     for attempt in range(policy.attempts):
         wait = min(policy.backoff * 2**attempt, policy.max_wait)
         try:
             with session.get(url, params=params, auth=auth, stream=True, timeout=(policy.connect_timeout, policy.read_timeout)) as response:
-                if response.status_code in RETRY_STATUSES:
-                    last_error = f"HTTP {response.status_code}"
-                    wait = min(_retry_after(response) or wait, policy.max_wait)
-                elif response.status_code >= 400:
-                    raise TerminalHarvestError(library_id, f"{url}: HTTP {response.status_code} {response.reason}")
-                else:
-                    return _read_capped(response, library_id, url, policy.max_bytes)
+                if response.status_code not in RETRY_STATUSES:
+                    return response.status_code, _read_capped(response, library_id, url, policy.max_bytes)
+                last_error = f"HTTP {response.status_code}"
+                wait = min(_retry_after(response) or wait, policy.max_wait)
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as error:
             last_error = type(error).__name__
         if attempt + 1 < policy.attempts:
             sleep(wait)
     raise RetryableHarvestError(library_id, f"{url}: gave up after {policy.attempts} attempts ({last_error})")
+
+
+def fetch(session: requests.Session, url: str, params: dict, *, library_id: str, policy: HttpPolicy = HttpPolicy(),
+          auth: tuple[str, str] | None = None, sleep=time.sleep) -> bytes:
+    """Like `get`, but any 4xx/5xx answer is a terminal error; returns the body."""
+    status, body = get(session, url, params, library_id=library_id, policy=policy, auth=auth, sleep=sleep)
+    if status >= 400:
+        raise TerminalHarvestError(library_id, f"{url}: HTTP {status}")
+    return body

@@ -52,7 +52,6 @@ import html
 import os
 import re
 import threading
-import time
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -66,7 +65,8 @@ from lxml import etree
 from harvesters import state as harvest_state
 from harvesters.credentials import credentials_for
 from harvesters.errors import RetryableHarvestError, TerminalHarvestError
-from harvesters.http import RETRY_STATUSES, HttpPolicy, _read_capped, _retry_after
+from harvesters import http
+from harvesters.http import HttpPolicy
 from harvesters.landing import HarvestResult, HarvestRun
 from unioncat.registry import Library
 from unioncat.settings import Settings
@@ -301,22 +301,7 @@ class OAIClient:
         return Answer(root, body, received)
 
     def _get(self, params: dict) -> tuple[int, bytes]:
-        """Like harvesters.http.fetch, but a 4xx answer's body is returned: it may hold the OAI error."""
-        policy, last_error = self.policy, "no attempt made"
-        for attempt in range(policy.attempts):
-            wait = min(policy.backoff * 2**attempt, policy.max_wait)
-            try:
-                with self.session.get(self.library.endpoint, params=params, auth=self.auth, stream=True,
-                                      timeout=(policy.connect_timeout, policy.read_timeout)) as response:
-                    if response.status_code not in RETRY_STATUSES:
-                        return response.status_code, _read_capped(response, self.library.id, self.library.endpoint, policy.max_bytes)
-                    last_error = f"HTTP {response.status_code}"
-                    wait = min(_retry_after(response) or wait, policy.max_wait)
-            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as error:
-                last_error = type(error).__name__
-            if attempt + 1 < policy.attempts:
-                time.sleep(wait)
-        raise RetryableHarvestError(self.library.id, f"{self.library.endpoint}: gave up after {policy.attempts} attempts ({last_error})")
+        return http.get(self.session, self.library.endpoint, params, library_id=self.library.id, policy=self.policy, auth=self.auth)
 
     def plan(self, watermark: str | None) -> dict:
         """Identify + ListMetadataFormats → the position a new run starts from."""
