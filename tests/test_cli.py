@@ -8,7 +8,7 @@ import pytest
 from conftest import REPO, write_registry
 from unioncat.cli import build_parser, main
 
-COMMANDS = ["sources validate", "harvest", "transform", "dedup", "publish", "run", "status", "search", "demo"]
+COMMANDS = ["sources validate", "harvest", "transform", "dedup", "publish", "run", "status", "search", "demo", "network"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -1,9 +1,8 @@
 """The embedded default end to end (without Airflow; test_dags runs the DAGs):
-the committed registry's 102 libraries, the generated province, the pipeline,
-and the generator's ground truth."""
+the committed registry's 102 libraries on the local library network, the
+generated province, the pipeline, and the generator's ground truth."""
 
 import csv
-import shutil
 from collections import defaultdict
 
 import duckdb
@@ -11,6 +10,8 @@ import pytest
 
 from conftest import REPO
 from unioncat.demo import drops_root
+from unioncat.network.province import LibraryNetwork
+from unioncat.network.zebra import free_port
 from unioncat.pipeline import registry, run_all
 from unioncat.province import write_demo_drops
 from unioncat.settings import Settings
@@ -19,10 +20,15 @@ from unioncat.settings import Settings
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     folder = tmp_path_factory.mktemp("demo")
-    shutil.copy(REPO / "sources.toml", folder / "sources.toml")
+    # The committed registry, its network moved to free ports so that a running demo does not collide.
+    text = (REPO / "sources.toml").read_text(encoding="utf-8")
+    (folder / "sources.toml").write_text(text.replace(":9210/", f":{free_port()}/").replace(":9211/", f":{free_port()}/"), encoding="utf-8")
     settings = Settings.resolve(folder / "sources.toml", folder / "var")
-    summary = write_demo_drops(list(registry(settings).enabled()), drops_root(list(registry(settings).enabled())), titles=300)
-    run_all(settings, progress=lambda _: None)
+    libraries = list(registry(settings).enabled())
+    summary = write_demo_drops(libraries, drops_root(settings, libraries), titles=300)
+    with LibraryNetwork(settings, libraries, drops_root(settings, libraries)):
+        failed = run_all(settings, progress=lambda _: None).failed
+    assert failed == {}
     con = duckdb.connect(str(settings.current_snapshot / "catalogue.duckdb"), read_only=True)
     return settings, summary, con
 

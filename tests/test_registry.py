@@ -82,7 +82,7 @@ def test_committed_registry_is_valid_and_complete():
     assert {library.city for library in libraries if library.level == "city"} == CITIES
     assert {library.city for library in libraries if library.level == "county"} == CITIES
     assert [library.id for library in libraries][:2] == ["ZJ001", "ZJ002"]
-    assert all(library.protocol == "file" and library.enabled for library in libraries)
+    assert {library.protocol for library in libraries} == {"z3950", "sru", "oai", "file"} and all(library.enabled for library in libraries)
 
 
 def test_every_problem_is_reported_in_one_pass_with_its_line(tmp_path):

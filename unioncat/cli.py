@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Callable
 
 from unioncat.registry import Library, RegistryError, load_registry, validate_registry
@@ -152,6 +151,27 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(_settings(args), titles=args.titles, use_airflow=not args.no_airflow)
 
 
+def cmd_network(args: argparse.Namespace) -> int:
+    from unioncat.demo import drops_root
+    from unioncat.network import province as network
+
+    settings = _settings(args)
+    if args.action == "status":
+        info = network.status(settings)
+        print(f"running (pid {info['pid']}, {info['libraries']} library servers)" if info else "not running")
+        return EXIT_OK if info else EXIT_FAILED
+    if args.action == "stop":
+        print("stopped" if network.stop_background(settings) else "was not running")
+        return EXIT_OK
+    libraries = _libraries(settings)
+    if args.action == "serve":
+        network.serve(settings, libraries, drops_root(settings, libraries))
+        return EXIT_OK
+    info = network.start_background(settings)
+    print(f"library network running (pid {info['pid']}): {info['libraries']} libraries served on loopback as {settings.sources_path} says")
+    return EXIT_OK
+
+
 def _print_catalogue_summary(settings: Settings) -> None:
     from warehouse.status import catalogue_summary
 
@@ -168,6 +188,7 @@ _EXAMPLES = {
     "status": "unioncat status --data-dir var",
     "search": "unioncat search 红楼梦 --data-dir var",
     "demo": "unioncat demo --data-dir var",
+    "network": "unioncat network start   # then: unioncat run; unioncat network stop",
 }
 
 
@@ -217,6 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = _command(commands, "demo", cmd_demo, "generate the demo province's file drops and run the pipeline through Airflow")
     demo.add_argument("--titles", type=int, default=2000, help="manifestations in the generated province (default 2000)")
     demo.add_argument("--no-airflow", action="store_true", help="run the stages directly instead of through Airflow's dag.test()")
+    network = _command(commands, "network", cmd_network,
+                       "start, stop or check the local library network (Zebra Z39.50/SRU, OAI-PMH) the registry points at")
+    network.add_argument("action", choices=("start", "stop", "status", "serve"),
+                         help="start/stop it in the background, status, or serve in the foreground")
     return parser
 
 

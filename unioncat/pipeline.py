@@ -7,6 +7,7 @@ in the catalogue; its failure is recorded in its state and shown by `status`.
 
 from __future__ import annotations
 
+import importlib
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -14,9 +15,8 @@ from datetime import datetime, timezone
 from typing import Callable
 
 from dedup.stage import DedupSummary, deduplicate
-from harvesters import files
 from harvesters import state as harvest_state
-from harvesters.errors import HarvestError, TerminalHarvestError
+from harvesters.errors import HarvestError
 from harvesters.landing import HarvestResult
 from transforms.stage import TransformSummary, transform_library
 from unioncat.registry import Library, Registry, load_registry
@@ -34,12 +34,19 @@ def registry(settings: Settings) -> Registry:
     return load_registry(settings.sources_path)
 
 
+# Imported when used: each protocol's client (e.g. libyaz for Z39.50) loads only where needed.
+HARVESTERS = {
+    "file": lambda: importlib.import_module("harvesters.files"),
+    "oai": lambda: importlib.import_module("harvesters.oai"),
+    "sru": lambda: importlib.import_module("harvesters.sru"),
+    "z3950": lambda: importlib.import_module("harvesters.z3950"),
+}
+
+
 def harvest_library(settings: Settings, library: Library, run_id: str, *, full: bool = False) -> HarvestResult:
     """Harvest one library into the landing zone; failures are recorded, then raised."""
     try:
-        if library.protocol != "file":
-            raise TerminalHarvestError(library.id, f"protocol {library.protocol!r} has no harvester yet; use a file drop")
-        return files.harvest(settings, library, run_id, full=full)
+        return HARVESTERS[library.protocol]().harvest(settings, library, run_id, full=full)
     except HarvestError as error:
         harvest_state.record_failure(settings, library.id, run_id, error)
         raise
