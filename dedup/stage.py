@@ -1,26 +1,40 @@
-"""The dedup stage: staging records of every library → manifestations.
+"""The dedup stage: active records of every library → manifestations and works with stable ids.
 
-Writes `<data_dir>/dedup/record_manifestation.parquet` and
-`manifestations.parquet`. The golden record of a manifestation is the most
-complete record, preferring provincial over city over county cataloguing.
+    features (match_records) → blocking (candidate_pairs) → scoring (accepted pairs, vetoes)
+    → clustering (components, split of rule-breaking ones) → golden records, works
+    → ids carried from the previous run → files
+
+Reads the staging Parquet of the libraries given; writes to `<data_dir>/dedup/`:
+- `record_manifestation.parquet`, `manifestations.parquet`, `works.parquet`, `changes.parquet`
+  (schemas in unioncat/schema.py) — what publish consumes;
+- `match_evidence.parquet`: every accepted pair and every pair a hard rule vetoed although it
+  scored as a match, with its field levels (answers "why are these together / apart?");
+- `match_records.parquet` (features and fingerprints), `id_ledger.parquet` (every id ever
+  issued and what became of it) and `state.json` (run number, rules fingerprint), written last.
+An incremental run (the default when the rules and DuckDB are unchanged) re-blocks and
+re-scores only the blocks of new, changed or deleted records; clustering, golden records and
+ids are then recomputed over all accepted pairs, so its result equals a full rebuild's.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections import Counter
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
-from dedup.isbn_title import candidate, cluster, title_similarity
+from dedup import blocking, clustering, golden, ids, rules
+from dedup.features import INPUT_COLUMNS, build_match_records
+from dedup.scoring import evidence_sql, rule_sql, score_pairs
 from unioncat import atomic, schema
 from unioncat.registry import Library
 from unioncat.settings import Settings
 
-LEVEL_RANK = {"province": 0, "city": 1, "county": 2}
-_CONSENSUS_FIELDS = ("title", "subtitle", "responsibility", "edition", "publisher", "place")
+RUN_TAG = b"unioncat.dedup_run"
+CACHE_FILES = ("match_records.parquet", "match_evidence.parquet")
 
 
 @dataclass(frozen=True)
@@ -28,14 +42,19 @@ class DedupSummary:
     records: int
     manifestations: int
     merged_records: int
+    works: int = 0
+    pairs_scored: int = 0
+    accepted_pairs: int = 0
+    rematched_records: int = 0
+    incremental: bool = False
+    changes: dict = field(default_factory=dict)
+    seconds: float = 0.0
 
     def line(self) -> str:
-        return f"dedup: {self.records:,} records → {self.manifestations:,} manifestations ({self.merged_records:,} records merged)"
-
-
-def manifestation_id(representative_key: str) -> str:
-    """Deterministic id of the cluster whose smallest record key is given."""
-    return "M" + hashlib.sha1(representative_key.encode("utf-8")).hexdigest()[:16]
+        mode = f"incremental, {self.rematched_records:,} records re-matched" if self.incremental else "full"
+        changed = ", ".join(f"{k} {v:,}" for k, v in sorted(self.changes.items())) or "no changes"
+        return (f"dedup: {self.records:,} records → {self.manifestations:,} manifestations, {self.works:,} works "
+                f"({self.merged_records:,} records merged; {mode}; {self.pairs_scored:,} pairs scored; {changed})")
 
 
 def staged_record_files(settings: Settings, libraries: list[Library]) -> list[str]:
@@ -43,64 +62,319 @@ def staged_record_files(settings: Settings, libraries: list[Library]) -> list[st
     return [str(p) for p in paths if p.exists()]
 
 
-def _completeness(row: dict) -> int:
-    return sum(1 for name in schema.GOLDEN_FIELDS if row.get(name) not in (None, "", []))
+def deduplicate(settings: Settings, libraries: list[Library], con: duckdb.DuckDBPyConnection | None = None,
+                *, full: bool = False) -> DedupSummary:
+    """Deduplicate the staged records of `libraries` into `<data_dir>/dedup/`."""
+    if con is None:
+        settings.dedup_dir.mkdir(parents=True, exist_ok=True)
+        con = duckdb.connect(config={"preserve_insertion_order": False, "temp_directory": str(settings.dedup_dir / ".spill")})
+    load_files(con, staged_record_files(settings, libraries))
+    return run(con, settings.dedup_dir, {lib.id: lib.level for lib in libraries}, full=full)
 
 
-def _golden(members: list[dict], levels: dict[str, str]) -> dict:
-    return min(members, key=lambda r: (LEVEL_RANK.get(levels.get(r["library_id"], ""), 9), -_completeness(r), r["record_key"]))
-
-
-def _consensus(members: list[dict], golden: dict, name: str):
-    """The form most member libraries wrote (a traditional-character or spaced-out
-    title in the golden record loses to the common form); ties keep the golden's."""
-    counts = Counter(row[name] for row in members if row.get(name) not in (None, ""))
-    if not counts:
-        return golden.get(name)
-    return max(counts, key=lambda value: (counts[value], value == golden.get(name)))
-
-
-def deduplicate(settings: Settings, libraries: list[Library], con: duckdb.DuckDBPyConnection | None = None) -> DedupSummary:
-    files = staged_record_files(settings, libraries)
-    con = con or duckdb.connect()
+def load_files(con: duckdb.DuckDBPyConnection, files: list[str]) -> None:
+    """`dedup_input`: the active records of canonical `records` Parquet files."""
     if files:
-        rows = con.sql(
-            f"select {', '.join(schema.GOLDEN_FIELDS)}, isbn, record_key, library_id, local_id "
-            "from read_parquet(?, union_by_name=true) where status = 'active' order by record_key",
-            params=[files],
-        ).to_arrow_table().to_pylist()
+        con.execute(f"create or replace temp table dedup_input as select {', '.join(INPUT_COLUMNS)} "
+                    "from read_parquet(?, union_by_name=true) where status = 'active'", [files])
     else:
-        rows = []
-    representative = cluster([candidate(r) for r in rows])
-    members: dict[str, list[dict]] = {}
-    for row in rows:
-        members.setdefault(representative[row["record_key"]], []).append(row)
+        load_rows(con, schema.RECORDS.empty_table())
 
-    levels = {lib.id: lib.level for lib in libraries}
-    links, manifestations = [], []
-    for rep_key, group in members.items():
-        mid = manifestation_id(rep_key)
-        golden = _golden(group, levels)
-        for row in group:
-            links.append(
-                dict(
-                    record_key=row["record_key"], library_id=row["library_id"], local_id=row["local_id"], manifestation_id=mid,
-                    match_rule="isbn+title" if len(group) > 1 else "singleton",
-                    match_score=title_similarity(row["title_key"], golden["title_key"]),
-                )
-            )
-        manifestations.append(
-            {
-                **{name: golden.get(name) for name in schema.GOLDEN_FIELDS},
-                **{name: _consensus(group, golden, name) for name in _CONSENSUS_FIELDS},
-                "manifestation_id": mid,
-                "isbn": (golden["isbn"] or [None])[0],
-                "golden_record_key": golden["record_key"],
-                "n_records": len(group),
-                "n_libraries": len({r["library_id"] for r in group}),
-            }
+
+def load_rows(con: duckdb.DuckDBPyConnection, rows: pa.Table) -> None:
+    """`dedup_input` from canonical record rows held in memory (tests, benchmarks, evaluation)."""
+    con.register("dedup_rows_arrow", rows)
+    con.execute(f"create or replace temp table dedup_input as select {', '.join(INPUT_COLUMNS)} from dedup_rows_arrow")
+    con.unregister("dedup_rows_arrow")
+
+
+def run(con: duckdb.DuckDBPyConnection, out: Path, levels: dict[str, str], *, full: bool = False) -> DedupSummary:
+    """Deduplicate `dedup_input` into the folder `out`, carrying ids from the run found there."""
+    started = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    con.execute("set enable_progress_bar = false")
+    state = atomic.read_json(out / "state.json") or {}
+    run_number = int(state.get("run", 0)) + 1
+    records = build_match_records(con)
+    incremental = not full and _cache_valid(out, state)
+    matched = _match_incrementally(con, out) if incremental else _match_all(con)
+    stats = clustering.cluster(con)
+    golden.build_golden(con, levels)
+    golden.build_works(con)
+    lineage = _assign_ids(con, out, run_number)
+    counts = _write_outputs(con, out, run_number, lineage)
+    atomic.write_json(out / "state.json", {
+        "run": run_number, "rules": rules.fingerprint(), "duckdb": duckdb.__version__, "records": records,
+        "incremental": incremental, **matched, **stats, **counts,
+    })
+    return DedupSummary(
+        records=records, manifestations=counts["manifestations"], merged_records=records - counts["manifestations"],
+        works=counts["works"], pairs_scored=matched["pairs_scored"], accepted_pairs=counts["accepted_pairs"],
+        rematched_records=matched["rematched_records"], incremental=incremental, changes=counts["changes"],
+        seconds=round(time.perf_counter() - started, 3),
+    )
+
+
+# ---- matching: full or incremental -------------------------------------------------------------
+
+
+def _keep() -> str:
+    """Pairs kept as evidence: the accepted ones and those a hard rule vetoed although they scored
+    as a match (the others need no explaining and are re-derived from features when needed)."""
+    return f"weight >= {rules.MATCH_THRESHOLD}"
+
+
+def _match_all(con: duckdb.DuckDBPyConnection) -> dict:
+    candidates = blocking.candidate_pairs(con)
+    score_pairs(con, "candidate_pairs", "match_pairs", keep=_keep())
+    con.execute("drop table candidate_pairs")
+    _accepted(con)
+    records = con.sql("select count(*) from match_records").fetchall()[0][0]
+    return {"rematched_records": records, "pairs_scored": candidates}
+
+
+def _match_incrementally(con: duckdb.DuckDBPyConnection, out: Path) -> dict:
+    """Re-block the blocks of new, changed and deleted records and score only the pairs this
+    run proposes that the previous run did not (or that involve a changed record); keep the
+    previous run's pairs of unchanged records (their features, hence scores, are the same)."""
+    con.execute(f"""
+        create or replace temp table previous_records as
+        select (row_number() over (order by record_key) - 1)::integer as rid, *
+        from read_parquet('{out / 'match_records.parquet'}');
+        create or replace temp table changed_now as
+            select m.* from match_records m anti join previous_records p using (record_key, fingerprint);
+        create or replace temp table changed_before as
+            select p.* from previous_records p anti join match_records m using (record_key, fingerprint);
+        create or replace temp table dirty_keys as
+            select record_key from changed_now union select record_key from changed_before;
+    """)
+    blocking.affected_blocks(con, "changed_now", "changed_before")
+    blocking.candidate_pairs(con, only_affected=True)
+    # What the previous run proposed in those blocks: its pairs of unchanged records were scored
+    # then; those that scored as matches are in the evidence, the others need no second look.
+    blocking.candidate_pairs(con, only_affected=True, records="previous_records", out="previous_candidates")
+    con.execute(f"""
+        create or replace temp table previous_candidates as
+        select x.record_key as record_key_a, y.record_key as record_key_b
+        from previous_candidates p join previous_records x on x.rid = p.rid_a join previous_records y on y.rid = p.rid_b
+        where x.record_key not in (select record_key from dirty_keys) and y.record_key not in (select record_key from dirty_keys);
+        drop table previous_records;
+        create or replace temp table previous_pairs as
+        select e.* from read_parquet('{out / 'match_evidence.parquet'}') e
+        where e.record_key_a not in (select record_key from dirty_keys)
+          and e.record_key_b not in (select record_key from dirty_keys);
+        -- a pair can have lost a block only if both its records sit in an affected block
+        create or replace temp table touched_keys as
+        select distinct m.record_key from ({blocking.block_keys_sql('match_records')}) k
+        join match_records m using (rid) where k.block_id in (select block_id from affected_blocks);
+        create or replace temp table untouched_blocks as
+        select record_key_a, record_key_b, list_sort(list(block_id)) as blocks
+        from (select record_key_a, record_key_b, unnest(blocks) as block_id from previous_pairs
+              where record_key_a in (select record_key from touched_keys) and record_key_b in (select record_key from touched_keys))
+        where block_id not in (select block_id from affected_blocks)
+        group by all;
+        create or replace temp table kept_pairs as
+        select x.rid as rid_a, y.rid as rid_b, p.* exclude (record_key_a, record_key_b, blocks),
+               case when p.record_key_a in (select record_key from touched_keys) and p.record_key_b in (select record_key from touched_keys)
+                    then coalesce(u.blocks, []) else p.blocks end as blocks
+        from previous_pairs p
+        left join untouched_blocks u using (record_key_a, record_key_b)
+        join match_records x on x.record_key = p.record_key_a
+        join match_records y on y.record_key = p.record_key_b;
+        drop table previous_pairs; drop table untouched_blocks; drop table touched_keys;
+        create or replace temp table new_pairs as
+        select c.* from candidate_pairs c
+        join match_records x on x.rid = c.rid_a join match_records y on y.rid = c.rid_b
+        where (c.rid_a, c.rid_b) not in (select (rid_a, rid_b) from kept_pairs)
+          and (x.record_key, y.record_key) not in (select (record_key_a, record_key_b) from previous_candidates);
+        drop table previous_candidates;
+    """)
+    scored = con.sql("select count(*) from new_pairs").fetchall()[0][0]
+    score_pairs(con, "new_pairs", "scored_pairs", keep=_keep())
+    columns = ", ".join(_pair_columns(con))
+    con.execute(f"""
+        create or replace temp table match_pairs as
+        with kept as (
+            select k.* exclude (blocks),
+                   case when c.rid_a is null then k.blocks else list_sort(list_distinct(list_concat(k.blocks, c.blocks))) end as blocks
+            from kept_pairs k left join candidate_pairs c using (rid_a, rid_b)
+            where len(k.blocks) > 0 or c.rid_a is not null
         )
-    manifestations.sort(key=lambda m: m["manifestation_id"])
-    atomic.write_parquet(settings.dedup_dir / "record_manifestation.parquet", pa.Table.from_pylist(links, schema=schema.RECORD_MANIFESTATION))
-    atomic.write_parquet(settings.dedup_dir / "manifestations.parquet", pa.Table.from_pylist(manifestations, schema=schema.MANIFESTATIONS))
-    return DedupSummary(records=len(rows), manifestations=len(manifestations), merged_records=len(rows) - len(manifestations))
+        select {columns} from kept union all select {columns} from scored_pairs;
+        drop table kept_pairs; drop table new_pairs; drop table scored_pairs; drop table candidate_pairs;
+    """)
+    _accepted(con)
+    return {"rematched_records": con.sql("select count(*) from changed_now").fetchall()[0][0], "pairs_scored": scored}
+
+
+def _pair_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
+    return [c for (c,) in con.sql("select column_name from (describe scored_pairs)").fetchall()]
+
+
+def _accepted(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("create or replace temp view accepted_pairs as select * from match_pairs where accepted")
+
+
+def _cache_valid(out: Path, state: dict) -> bool:
+    if state.get("rules") != rules.fingerprint() or state.get("duckdb") != duckdb.__version__:
+        return False
+    for name in CACHE_FILES:
+        path = out / name
+        if not path.exists():
+            return False
+        tag = (pq.read_schema(path).metadata or {}).get(RUN_TAG)
+        if tag != str(state.get("run")).encode():
+            return False
+    return True
+
+
+# ---- ids ---------------------------------------------------------------------------------------
+
+_GOLDEN_SIGNATURE = "md5(concat_ws(chr(31), " + ", ".join(
+    f"coalesce({f}::varchar, '')" for f in ("isbn", *schema.GOLDEN_FIELDS)) + "))"
+
+
+def _assign_ids(con: duckdb.DuckDBPyConnection, out: Path, run_number: int) -> dict[str, ids.Lineage]:
+    previous_links = out / "record_manifestation.parquet"
+    previous_manifestations = out / "manifestations.parquet"
+    ledger = out / "id_ledger.parquet"
+    if previous_links.exists():
+        work_id = "work_id" if "work_id" in pq.read_schema(previous_links).names else "null::varchar as work_id"
+        con.execute(f"create or replace temp table previous_links as select record_key, manifestation_id, {work_id} "
+                    f"from read_parquet('{previous_links}')")
+    else:
+        con.execute("create or replace temp table previous_links (record_key varchar, manifestation_id varchar, work_id varchar)")
+    if ledger.exists():
+        con.execute(f"create or replace temp table id_ledger as select * from read_parquet('{ledger}')")
+    else:
+        con.execute("create or replace temp table id_ledger (entity varchar, id varchar, first_run integer, "
+                    "retired_run integer, successor varchar)")
+    if previous_manifestations.exists():
+        con.execute(f"create or replace temp table old_golden as select manifestation_id as old_id, {_GOLDEN_SIGNATURE} as sig "
+                    f"from read_parquet('{previous_manifestations}')")
+    else:
+        con.execute("create or replace temp table old_golden (old_id varchar, sig varchar)")
+
+    con.execute(f"""
+        create or replace temp table manifestation_groups as
+        select m.record_key as item, g.first_record_key as grp
+        from clusters c join match_records m using (rid) join golden g using (cluster);
+        create or replace temp table new_golden as select first_record_key as grp, {_GOLDEN_SIGNATURE} as sig from golden;
+        create or replace temp table work_groups as
+        select m.record_key as item, w.grp from clusters c join match_records m using (rid) join cluster_work w using (cluster);
+        create or replace temp table previous_manifestation as
+            select record_key as item, manifestation_id as old_id from previous_links where manifestation_id is not null;
+        create or replace temp table previous_work as
+            select record_key as item, work_id as old_id from previous_links where work_id is not null;
+        create or replace temp table ledger_manifestation as select * from id_ledger where entity = 'manifestation';
+        create or replace temp table ledger_work as select * from id_ledger where entity = 'work';
+    """)
+    return {
+        "manifestation": ids.carry_ids(con, groups="manifestation_groups", previous="previous_manifestation",
+                                       ledger="ledger_manifestation", prefix="M", run=run_number,
+                                       new_signature="new_golden", old_signature="old_golden"),
+        "work": ids.carry_ids(con, groups="work_groups", previous="previous_work", ledger="ledger_work",
+                              prefix="W", run=run_number),
+    }
+
+
+# ---- outputs -----------------------------------------------------------------------------------
+
+
+def _id_table(con: duckdb.DuckDBPyConnection, name: str, mapping: dict[str, str]) -> None:
+    con.register(f"{name}_arrow", pa.table({"grp": pa.array(list(mapping), pa.string()),
+                                           "id": pa.array(list(mapping.values()), pa.string())}))
+    con.execute(f"create or replace temp table {name} as select * from {name}_arrow")
+    con.unregister(f"{name}_arrow")
+
+
+def _write(con: duckdb.DuckDBPyConnection, out: Path, name: str, query: str, table_schema: pa.Schema | None, run_number: int) -> int:
+    table = con.sql(query).to_arrow_table()
+    if table_schema is not None:
+        table = table.select(table_schema.names).cast(table_schema)
+    metadata = {b"unioncat.schema_version": schema.SCHEMA_VERSION.encode(), RUN_TAG: str(run_number).encode()}
+    atomic.write_parquet(out / name, table.replace_schema_metadata(metadata))
+    return table.num_rows
+
+
+def _write_outputs(con: duckdb.DuckDBPyConnection, out: Path, run_number: int, lineage: dict[str, ids.Lineage]) -> dict:
+    _id_table(con, "manifestation_ids", lineage["manifestation"].ids)
+    _id_table(con, "work_ids", lineage["work"].ids)
+    con.execute("""
+        create or replace temp table cluster_ids as
+        select g.cluster, mi.id as manifestation_id, wi.id as work_id
+        from golden g
+        join manifestation_ids mi on mi.grp = g.first_record_key
+        join cluster_work w using (cluster)
+        join work_ids wi on wi.grp = w.grp
+    """)
+    con.execute(f"""
+        create or replace temp table strongest_link as
+        with inside as (
+            select p.rid_a, p.rid_b, p.weight, p.title_score + p.authors_score as closeness from accepted_pairs p
+            join clusters ca on ca.rid = p.rid_a join clusters cb on cb.rid = p.rid_b
+            where ca.cluster = cb.cluster
+        ),
+        links as (
+            select rid_a as rid, rid_b as other, weight, closeness from inside
+            union all
+            select rid_b as rid, rid_a as other, weight, closeness from inside
+        ),
+        best as (select rid, arg_max(other, (weight, closeness, -other)) as other from links group by rid)
+        select b.rid, m.record_key as other, p.weight, {rule_sql('p')} as rule, {evidence_sql('p')} as evidence
+        from best b
+        join accepted_pairs p on p.rid_a = least(b.rid, b.other) and p.rid_b = greatest(b.rid, b.other)
+        join match_records m on m.rid = b.other
+    """)
+    counts: dict = {}
+    counts["records"] = _write(con, out, "record_manifestation.parquet", """
+        select m.record_key, m.library_id, s.local_id, ci.manifestation_id, ci.work_id,
+               coalesce(l.rule, 'singleton') as match_rule, l.weight as match_score,
+               l.other as matched_with, l.evidence as match_evidence
+        from match_records m
+        join dedup_input s on s.record_key = m.record_key
+        join clusters c using (rid) join cluster_ids ci using (cluster)
+        left join strongest_link l using (rid)
+        order by m.record_key
+    """, schema.RECORD_MANIFESTATION, run_number)
+    counts["manifestations"] = _write(con, out, "manifestations.parquet", """
+        select ci.manifestation_id, ci.work_id, g.* exclude (cluster, first_record_key)
+        from golden g join cluster_ids ci using (cluster) order by ci.manifestation_id
+    """, schema.MANIFESTATIONS, run_number)
+    counts["works"] = _write(con, out, "works.parquet", """
+        select ci.work_id, arg_min(g.title, (-g.n_records, ci.manifestation_id)) as title,
+               arg_min(g.authors[1], (-g.n_records, ci.manifestation_id)) as author,
+               count(*)::integer as n_manifestations, sum(g.n_records)::integer as n_records
+        from golden g join cluster_ids ci using (cluster) group by ci.work_id order by ci.work_id
+    """, schema.WORKS, run_number)
+    changes = lineage["manifestation"].changes
+    change_table = pa.Table.from_pylist(changes, schema=schema.CHANGES) if changes else schema.CHANGES.empty_table()
+    con.register("changes_arrow", change_table)
+    _write(con, out, "changes.parquet", "select * from changes_arrow order by change, coalesce(manifestation_id, old_manifestation_id), old_manifestation_id",
+           schema.CHANGES, run_number)
+    con.unregister("changes_arrow")
+    counts["changes"] = {kind: sum(1 for c in changes if c["change"] == kind) for kind in {c["change"] for c in changes}}
+    counts["accepted_pairs"] = con.sql("select count(*) from accepted_pairs").fetchall()[0][0]
+    _write(con, out, "match_evidence.parquet", """
+        select x.record_key as record_key_a, y.record_key as record_key_b, p.blocks, p.weight, p.title_score,
+               p.authors_score, p.title, p.authors, p.publisher, p.year, p.pages, p.isbn, p.issn, p.edition, p.language,
+               p.veto, p.accepted
+        from match_pairs p join match_records x on x.rid = p.rid_a join match_records y on y.rid = p.rid_b
+    """, schema.MATCH_EVIDENCE, run_number)
+    _write(con, out, "match_records.parquet", "select * exclude (rid) from match_records", None, run_number)
+    _write_ledger(con, out, run_number, lineage)
+    return counts
+
+
+def _write_ledger(con: duckdb.DuckDBPyConnection, out: Path, run_number: int, lineage: dict[str, ids.Lineage]) -> None:
+    rows = [dict(entity=entity, **row) for entity, item in lineage.items() for row in item.new_ledger]
+    updates = pa.Table.from_pylist(rows, schema=pa.schema([
+        ("entity", pa.string()), ("id", pa.string()), ("first_run", pa.int32()), ("retired_run", pa.int32()), ("successor", pa.string())]))
+    con.register("ledger_updates", updates)
+    _write(con, out, "id_ledger.parquet", """
+        select entity, id, coalesce(l.first_run, u.first_run, 0)::integer as first_run,
+               coalesce(u.retired_run, l.retired_run)::integer as retired_run, coalesce(u.successor, l.successor) as successor
+        from id_ledger l full outer join ledger_updates u using (entity, id)
+        order by entity, id
+    """, None, run_number)
+    con.unregister("ledger_updates")

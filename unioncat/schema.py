@@ -87,8 +87,12 @@ RECORD_MANIFESTATION = pa.schema(
         _field("library_id", _str, "holding library", False),
         _field("local_id", _str, "record's local id", False),
         _field("manifestation_id", _str, "stable id of the manifestation the record belongs to", False),
-        _field("match_rule", _str, "why the record is in this manifestation (e.g. isbn+title, singleton)", False),
-        _field("match_score", pa.float32(), "similarity to the manifestation's golden record, 0-100"),
+        _field("work_id", _str, "stable id of the work (editions and translations of one title by one author)"),
+        _field("match_rule", _str, "fields that agreed on the record's strongest link into its manifestation "
+               "(e.g. isbn+title+authors+publisher+year), or singleton", False),
+        _field("match_score", pa.float32(), "summed field weight of that link (accepted from dedup.rules.MATCH_THRESHOLD)"),
+        _field("matched_with", _str, "record at the other end of that link"),
+        _field("match_evidence", _str, "field levels of that link, e.g. title=exact authors=agree … weight=17"),
     ]
 )
 
@@ -101,11 +105,37 @@ GOLDEN_FIELDS = (
 MANIFESTATIONS = pa.schema(
     [
         _field("manifestation_id", _str, "stable id of one edition of one book", False),
+        _field("work_id", _str, "stable id of the work the manifestation is an edition or translation of"),
         _field("isbn", _str, "an ISBN-13 of the manifestation"),
         *(RECORDS.field(name) for name in GOLDEN_FIELDS),
         _field("golden_record_key", _str, "record the golden fields were taken from"),
         _field("n_records", pa.int32(), "records in the manifestation", False),
         _field("n_libraries", pa.int32(), "libraries holding it", False),
+    ]
+)
+
+WORKS = pa.schema(
+    [
+        _field("work_id", _str, "stable id of a work: its editions and translations catalogued under one title and author", False),
+        _field("title", _str, "title of the work's most held manifestation"),
+        _field("author", _str, "first author of that manifestation"),
+        _field("n_manifestations", pa.int32(), "manifestations of the work", False),
+        _field("n_records", pa.int32(), "records of the work in all libraries", False),
+    ]
+)
+
+MATCH_EVIDENCE = pa.schema(
+    [
+        _field("record_key_a", _str, "one record of the pair (the smaller key)", False),
+        _field("record_key_b", _str, "the other record", False),
+        _field("blocks", pa.list_(pa.uint64()), "blocks that proposed the pair: hash(kind, key) (dedup.blocking)"),
+        _field("weight", pa.float64(), "summed field weights (dedup.rules.WEIGHTS)", False),
+        _field("title_score", pa.float64(), "title similarity 0-100 (orders equally weighted links)"),
+        _field("authors_score", pa.float64(), "share of surnames in common, 0-100 (orders equally weighted links)"),
+        *(_field(name, _str, f"comparison level of {name}") for name in
+          ("title", "authors", "publisher", "year", "pages", "isbn", "issn", "edition", "language")),
+        _field("veto", _str, "hard rule that forbids merging the pair (dedup.rules.VETOES), or null"),
+        _field("accepted", pa.bool_(), "the pair links its records into one manifestation (before cluster splits)", False),
     ]
 )
 
@@ -132,8 +162,8 @@ HOLDINGS_DISTRIBUTION = pa.schema(
 
 CHANGES = pa.schema(
     [
-        _field("change", _str, "added, updated, merged, split or deleted", False),
-        _field("manifestation_id", _str, "manifestation in this snapshot (null when deleted)"),
-        _field("old_manifestation_id", _str, "manifestation in the parent snapshot (null when added)"),
+        _field("change", _str, "added, updated, merged (old → surviving id), split (old → new part) or deleted", False),
+        _field("manifestation_id", _str, "manifestation in this version (null when deleted)"),
+        _field("old_manifestation_id", _str, "manifestation in the previous version (null when added)"),
     ]
 )

@@ -1,0 +1,127 @@
+"""Clustering: connected components of the accepted pairs, then the split of any component
+that holds a pair a hard rule forbids.
+
+A component can chain two editions through a record that resembles both, so every component
+whose members could break a rule (more than one volume, edition, title or ISBN set, a year
+span beyond the tolerance, two records of one library) has all its pairs scored; if any is
+vetoed, the component is rebuilt by adding its accepted pairs strongest first, skipping a
+pair that would put two vetoed records together (Kruskal with cannot-links). The result
+depends only on the accepted pairs and the records' features, never on input order.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import duckdb
+import pyarrow as pa
+
+from dedup import rules
+from dedup.scoring import score_pairs
+
+
+def components(n: int, edges_a: list[int], edges_b: list[int]) -> list[int]:
+    """Union-find: the smallest member of each node's component, for nodes 0..n-1."""
+    parent = list(range(n))
+    for a, b in zip(edges_a, edges_b):
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        while parent[b] != b:
+            parent[b] = parent[parent[b]]
+            b = parent[b]
+        if a != b:
+            if a < b:
+                parent[b] = a
+            else:
+                parent[a] = b
+    for node in range(n):
+        root = parent[node]
+        while parent[root] != root:
+            root = parent[root]
+        parent[node] = root
+    return parent
+
+
+def split_component(members: list[int], edges: list[tuple[float, float, int, int]], forbidden: set[tuple[int, int]]) -> dict[int, int]:
+    """Kruskal with cannot-links: accepted edges (weight, closeness, a, b) strongest first (ties:
+    the closer title and author lists, then rid), skipping an edge that would join two groups
+    holding a forbidden pair. Returns member → smallest member of its group."""
+    group = {m: m for m in members}
+    parts = {m: [m] for m in members}
+    for _, _, a, b in sorted(edges, key=lambda e: (-e[0], -e[1], e[2], e[3])):
+        ga, gb = group[a], group[b]
+        if ga == gb or any((min(x, y), max(x, y)) in forbidden for x in parts[ga] for y in parts[gb]):
+            continue
+        keep, gone = min(ga, gb), max(ga, gb)
+        for m in parts[gone]:
+            group[m] = keep
+        parts[keep].extend(parts.pop(gone))
+    return group
+
+
+SUSPECT_CLUSTERS = f"""
+    select c.cluster
+    from clusters c join match_records m using (rid)
+    group by c.cluster
+    having count(*) > 1 and (
+        count(distinct m.volume_key) > 1
+        or count(distinct m.edition_key) filter (where m.edition_key <> '') > 1
+        or max(m.year) - min(m.year) > {rules.YEAR_TOLERANCE}
+        or count(distinct m.title_key) > 1
+        or count(distinct m.isbn) filter (where len(m.isbn) > 0) > 1
+        or count(distinct m.library_id) < count(*)
+    )
+"""
+
+
+def _int_column(table: pa.Table, name: str):
+    """An int32 column as a sequence of Python ints without building a list of them."""
+    column = table.column(name).combine_chunks()
+    return memoryview(column.buffers()[1]).cast("i")[column.offset: column.offset + len(column)] if len(column) else []
+
+
+def cluster(con: duckdb.DuckDBPyConnection) -> dict:
+    """`clusters(rid, cluster)` from `accepted_pairs(rid_a, rid_b, weight, …)`; cluster = smallest rid."""
+    n = con.sql("select count(*) from match_records").fetchall()[0][0]
+    edges = con.sql("select rid_a, rid_b from accepted_pairs").to_arrow_table()
+    roots = components(n, _int_column(edges, "rid_a"), _int_column(edges, "rid_b"))
+    del edges
+    _register(con, "clusters", pa.table({"rid": pa.array(range(n), pa.int32()), "cluster": pa.array(roots, pa.int32())}))
+
+    con.execute(f"""
+        create or replace temp table suspect_pairs as
+        with suspects as ({SUSPECT_CLUSTERS}),
+        members as (select rid, cluster from clusters where cluster in (select cluster from suspects))
+        select x.rid as rid_a, y.rid as rid_b from members x join members y on x.cluster = y.cluster and x.rid < y.rid
+    """)
+    score_pairs(con, "suspect_pairs", "suspect_vetoes", keep="veto is not null")
+    forbidden = {(a, b) for a, b in con.sql("select rid_a, rid_b from suspect_vetoes").fetchall()}
+    stats = {"components_checked": con.sql("select count(distinct cluster) from clusters where rid in "
+                                           "(select rid_a from suspect_pairs)").fetchall()[0][0],
+             "components_split": 0}
+    if forbidden:
+        bad = sorted({roots[a] for a, _ in forbidden})
+        _register(con, "bad_components", pa.table({"cluster": pa.array(bad, pa.int32())}))
+        members: dict[int, list[int]] = defaultdict(list)
+        for rid, root in con.sql("select rid, cluster from clusters where cluster in (select cluster from bad_components)").fetchall():
+            members[root].append(rid)
+        inside: dict[int, list[tuple[float, float, int, int]]] = defaultdict(list)
+        for a, b, w, closeness, root in con.sql("""
+            select p.rid_a, p.rid_b, p.weight, p.title_score + p.authors_score, c.cluster
+            from accepted_pairs p join clusters c on c.rid = p.rid_a
+            where c.cluster in (select cluster from bad_components)
+        """).fetchall():
+            inside[root].append((w, closeness, a, b))
+        for root, rids in members.items():
+            for rid, new_root in split_component(rids, inside[root], forbidden).items():
+                roots[rid] = new_root
+        stats["components_split"] = len(bad)
+        _register(con, "clusters", pa.table({"rid": pa.array(range(n), pa.int32()), "cluster": pa.array(roots, pa.int32())}))
+    return stats
+
+
+def _register(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:
+    con.register(f"{name}_arrow", table)
+    con.execute(f"create or replace temp table {name} as select * from {name}_arrow")
+    con.unregister(f"{name}_arrow")

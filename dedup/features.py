@@ -1,0 +1,175 @@
+"""Matching features of every active record, as one DuckDB table `match_records`.
+
+The canonical keys from `transforms` (title_key, title_pinyin, publisher_key) are used as they
+are; volume, edition and author keys are derived here from the displayed fields, computed
+once per distinct value in Python and joined back in SQL. `fingerprint` changes exactly
+when a feature the matcher reads changes: incremental runs re-match those records only.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+import duckdb
+import pyarrow as pa
+
+from transforms.normalise import fold_text, part_key, title_key
+
+# Columns of the canonical `records` rows that dedup reads (never `raw`).
+INPUT_COLUMNS = (
+    "record_key", "library_id", "local_id", "isbn", "issn", "title", "subtitle", "part_number", "part_name",
+    "responsibility", "authors", "edition", "publisher", "place", "year", "pages", "language", "material_type",
+    "clc", "title_key", "title_pinyin", "publisher_key",
+)
+
+_CN_NUMBERS = {c: n for n, c in enumerate("〇一二三四五六七八九")} | {"零": 0, "两": 2}
+_CN_NUMERAL = re.compile(r"[〇零一二两三四五六七八九十百]+")
+_ENGLISH_ORDINALS = {
+    "first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7, "eighth": 8,
+    "ninth": 9, "tenth": 10, "初": 1,
+}
+_ORDINAL_WORD = re.compile(r"\b(" + "|".join(k for k in _ENGLISH_ORDINALS if k.isascii()) + r")\b|初")
+_NUMBER = re.compile(r"\d+")
+_EDITION_WORDS = re.compile(r"\b(ed|edn|edition|editions|utg|aufl|auflage|painos)\b|版|本")
+_VOLUME_WORDS = re.compile(r"^第|[册卷部辑集篇编分]+$")
+_DIGITS = re.compile(r"\d+")
+_HAN = re.compile(r"[\u3400-\u9fff]")
+
+
+def chinese_number(text: str) -> int:
+    """十四 → 14, 二十 → 20, 一〇八 → 108 (digit by digit when there is no 十/百)."""
+    if "十" not in text and "百" not in text:
+        return int("".join(str(_CN_NUMBERS[c]) for c in text))
+    total, current = 0, 0
+    for c in text:
+        if c == "百":
+            total += (current or 1) * 100
+            current = 0
+        elif c == "十":
+            total += (current or 1) * 10
+            current = 0
+        else:
+            current = _CN_NUMBERS[c]
+    return total + current
+
+
+def _arabic(text: str) -> str:
+    return _CN_NUMERAL.sub(lambda m: str(chinese_number(m.group())), text)
+
+
+@lru_cache(maxsize=1 << 16)
+def volume_key(part_number: str, part_name: str) -> str:
+    """`第１册`, `第一册`, `1`, `v. 1` → `1`; `上册` and `上` → `上`; '' when the record is no part."""
+    text = " ".join(p for p in (part_number, part_name) if p)
+    if not text:
+        return ""
+    folded = _arabic(fold_text(text))
+    key = part_key(folded)
+    return key if key.isdigit() else _VOLUME_WORDS.sub("", key) or key
+
+
+@lru_cache(maxsize=1 << 16)
+def edition_key(edition: str) -> str:
+    """`第2版`, `第二版`, `2nd ed.`, `Second edition` → `2`; `初版`, `1st ed.` → `1`;
+    `修订版` → `修订`, `Rev. ed.` → `rev`; '' when no edition is stated."""
+    folded = _arabic(fold_text(edition or ""))
+    folded = _ORDINAL_WORD.sub(lambda m: f" {_ENGLISH_ORDINALS[m.group()]} ", folded)
+    number = _NUMBER.search(folded)
+    if number:
+        return str(int(number.group()))
+    return _EDITION_WORDS.sub("", folded).replace(" ", "")
+
+
+@lru_cache(maxsize=1 << 18)
+def surname(name: str) -> str:
+    """The part of a name that cataloguers agree on: a Han name whole (`曹雪芹`), the surname of a
+    Western one, inverted or not, without dates or initials (`Austen, Jane, 1775-1817`,
+    `Jane Austen`, `J. Austen` → `austen`)."""
+    words = _DIGITS.sub(" ", fold_text(name.split(",")[0] if "," in name else name)).split()
+    if not words:
+        return ""
+    return "".join(words) if _HAN.search(words[-1]) else words[-1]
+
+
+def authors_keys(authors: list[str] | None) -> tuple[str, str, str]:
+    """(the sorted set of the authors' surnames, of all words of their names but initials,
+    the first author's surname)."""
+    surnames = [n for n in (surname(a) for a in authors or ()) if n]
+    words = {w for a in authors or () for w in _DIGITS.sub(" ", fold_text(a)).split() if len(w) > 1}
+    return " ".join(sorted(set(surnames))), " ".join(sorted(words)), (surnames[0] if surnames else "")
+
+
+# Full-width ASCII (Ｐｙｔｈｏｎ, ２０１５) as SQL string literals for translate().
+_HALFWIDTH = "".join(chr(c) for c in range(0x21, 0x7F)).replace("'", "''")
+_FULLWIDTH = "".join(chr(c + 0xFEE0) for c in range(0x21, 0x7F)).replace("'", "''")
+_SUBTITLE_SEPARATOR = re.compile(r"\s*[:：=]\s*|\s+/\s*")
+
+
+@lru_cache(maxsize=1 << 16)
+def work_title_key(title: str | None) -> str:
+    """Title proper for works: a subtitle glued into the title (`江南往事：一个小镇的记忆`,
+    `Pride and prejudice : a novel`) is cut off, `&` is `and`."""
+    proper = _SUBTITLE_SEPARATOR.split(title or "", maxsplit=1)[0] or (title or "")
+    return title_key(proper.replace("&", " and "))
+
+
+def _mapping(con: duckdb.DuckDBPyConnection, name: str, query: str, compute, columns: list[str]) -> None:
+    """Compute Python keys once per distinct value and register them as a table."""
+    values = con.sql(query).fetchall()
+    rows = [(*value, *compute(*value)) for value in values]
+    table = pa.table({c: [r[i] for r in rows] for i, c in enumerate(columns)}) if rows else pa.table(
+        {c: pa.array([], pa.string()) for c in columns})
+    con.register(f"{name}_arrow", table)
+    con.execute(f"create or replace temp table {name} as select * from {name}_arrow")
+    con.unregister(f"{name}_arrow")
+
+
+def build_match_records(con: duckdb.DuckDBPyConnection, source: str = "dedup_input") -> int:
+    """`match_records`: one row per active record of `source`, `rid` in record_key order."""
+    _mapping(con, "volume_keys", f"select distinct coalesce(part_number, ''), coalesce(part_name, '') from {source}",
+             lambda n, p: (volume_key(n, p),), ["part_number", "part_name", "volume_key"])
+    _mapping(con, "edition_keys", f"select distinct coalesce(edition, '') from {source}",
+             lambda e: (edition_key(e),), ["edition", "edition_key"])
+    _mapping(con, "author_keys", f"select distinct array_to_string(coalesce(authors, []), chr(31)) from {source}",
+             lambda joined: authors_keys(joined.split("\x1f") if joined else []), ["authors", "authors_key", "names_key", "author1"])
+    con.execute(f"""
+        create or replace temp table match_records as
+        with features as (
+            select s.record_key, s.library_id,
+                   list_sort(coalesce(s.isbn, [])) as isbn,
+                   list_sort(coalesce(s.issn, [])) as issn,
+                   s.title_key,
+                   lower(strip_accents(translate(coalesce(s.title, '') || ' ' || coalesce(s.subtitle, ''),
+                                                 '{_FULLWIDTH}', '{_HALFWIDTH}'))) as title_text,
+                   length(s.title_key) + length(regexp_replace(s.title_key, '[^\\x{{3400}}-\\x{{9fff}}]', '', 'g')) as title_info,
+                   coalesce(s.title_pinyin, '') as title_pinyin,
+                   coalesce(s.publisher_key, '') as publisher_key,
+                   s.year::integer as year, s.pages::integer as pages,
+                   nullif(s.language, '') as language,
+                   v.volume_key, e.edition_key, a.authors_key, a.names_key, a.author1
+            from {source} s
+            join volume_keys v on v.part_number = coalesce(s.part_number, '') and v.part_name = coalesce(s.part_name, '')
+            join edition_keys e on e.edition = coalesce(s.edition, '')
+            join author_keys a on a.authors = array_to_string(coalesce(s.authors, []), chr(31))
+        )
+        select (row_number() over (order by record_key) - 1)::integer as rid, * exclude (title_text),
+               -- title words for a word-order-blind comparison, without the bracketed Western
+               -- qualifiers one source adds: (panel session), [electronic resource]
+               trim(regexp_replace(regexp_replace(title_text, '\\([^()0-9\\x{{3400}}-\\x{{9fff}}]*\\)|\\[[^\\[\\]0-9\\x{{3400}}-\\x{{9fff}}]*\\]', ' ', 'g'),
+                                   '[^\\pL\\pN]+', ' ', 'g')) as title_words,
+               -- numbers in the title: 97中国发展报告, Part II, Windows 95, 红楼梦（上）, 全集第三卷
+               list_sort(list_distinct(list_transform(
+                   regexp_extract_all(title_text, '[0-9]+')
+                   || regexp_extract_all(title_text, '\\b(ii|iii|iv|vi|vii|viii|ix|xi|xii)\\b', 1)
+                   || regexp_extract_all(title_text, '\\b(?:part|vol|volume|book|band|teil|tome)\\.? (i|v|x)\\b', 1)
+                   || regexp_extract_all(title_text, '\\(([上中下])\\)', 1)
+                   || regexp_extract_all(title_text, '第([一二三四五六七八九十]+)[册卷辑部集编]', 1),
+                   lambda n: ltrim(n, '0')))) as title_numbers,
+               case when authors_key = '' then []::varchar[] else string_split(authors_key, ' ') end as authors,
+               hash(library_id, isbn, issn, title_key, title_text, title_pinyin, publisher_key, year, pages, language,
+                    volume_key, edition_key, authors_key, names_key, author1) as fingerprint,
+               hash(title_key, authors_key, publisher_key, year, volume_key, edition_key, isbn) as duplicate_key
+        from features
+    """)
+    return con.sql("select count(*) from match_records").fetchall()[0][0]

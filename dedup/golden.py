@@ -1,0 +1,116 @@
+"""Golden record of each manifestation, and the work each manifestation belongs to.
+
+The golden record is the member catalogued at the highest level (provincial > city > county),
+then the most complete one, then the smallest record key. Each golden field falls back to the
+next-ranked member that has it; display fields libraries write differently (title, publisher…)
+take the form most members wrote, so one library's traditional-character or spaced-out title
+does not become the catalogue's.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pyarrow as pa
+
+from dedup.clustering import components
+from dedup.features import work_title_key
+from unioncat import schema
+
+LEVEL_RANK = {"province": 0, "city": 1, "county": 2}
+CONSENSUS_FIELDS = ("title", "subtitle", "responsibility", "edition", "publisher", "place")
+
+
+def _present(column: str, prefix: str = "") -> str:
+    column = prefix + column
+    if column.endswith(("authors", "clc")):
+        return f"len(coalesce({column}, [])) > 0"
+    if column.endswith(("year", "pages")):
+        return f"{column} is not null"
+    return f"coalesce({column}, '') <> ''"
+
+
+def build_golden(con: duckdb.DuckDBPyConnection, levels: dict[str, str]) -> None:
+    """`golden(cluster, <golden fields>, isbn, golden_record_key, n_records, n_libraries)` from
+    `clusters(rid, cluster)`, `match_records` and the input rows `dedup_input`."""
+    con.register("library_levels_arrow", pa.table({
+        "library_id": pa.array(list(levels), pa.string()),
+        "level_rank": pa.array([LEVEL_RANK.get(level, 9) for level in levels.values()], pa.int32()),
+    }))
+    con.execute("create or replace temp table library_levels as select * from library_levels_arrow")
+    con.unregister("library_levels_arrow")
+    completeness = " + ".join(f"({_present(f, 's.')})::integer" for f in schema.GOLDEN_FIELDS)
+    fields = ", ".join(f"s.{f}" for f in schema.GOLDEN_FIELDS)
+    con.execute(f"""
+        create or replace temp table ranked as
+        select c.cluster, s.record_key, s.library_id, s.isbn, {fields},
+               row_number() over (partition by c.cluster
+                                  order by coalesce(l.level_rank, 9), {completeness} desc, s.record_key) as golden_rank
+        from clusters c
+        join match_records m using (rid)
+        join dedup_input s on s.record_key = m.record_key
+        left join library_levels l on l.library_id = s.library_id
+    """)
+    fallback = ",\n".join(
+        f"arg_min({f}, golden_rank) filter (where {_present(f)}) as {f}"
+        for f in schema.GOLDEN_FIELDS if f not in CONSENSUS_FIELDS
+    )
+    consensus_ctes, consensus_joins, consensus_cols = [], [], []
+    for f in CONSENSUS_FIELDS:
+        consensus_ctes.append(f"""
+            c_{f} as (
+                select cluster, arg_min({f}, (-n, best)) as {f} from (
+                    select cluster, {f}, count(*) as n, min(golden_rank) as best from ranked
+                    where {_present(f)} group by all
+                ) group by cluster
+            )""")
+        consensus_joins.append(f"left join c_{f} using (cluster)")
+        consensus_cols.append(f"c_{f}.{f}")
+    con.execute(f"""
+        create or replace temp table golden as
+        with base as (
+            select cluster, {fallback},
+                   arg_min(isbn[1], golden_rank) filter (where len(isbn) > 0) as isbn,
+                   arg_min(record_key, golden_rank) as golden_record_key,
+                   min(record_key) as first_record_key,
+                   count(*)::integer as n_records, count(distinct library_id)::integer as n_libraries
+            from ranked group by cluster
+        ),
+        {', '.join(consensus_ctes)}
+        select base.*, {', '.join(consensus_cols)}
+        from base {' '.join(consensus_joins)}
+    """)
+
+
+def build_works(con: duckdb.DuckDBPyConnection) -> None:
+    """`cluster_work(cluster, grp)`: manifestations with the same title proper that share an author
+    (any member record's author surname: an abridgement `West, Clare; Austen, Jane` meets
+    `Austen, Jane`) form one work; grp is the smallest record key of the work. A manifestation
+    without authors joins the author-less ones of its title."""
+    titles = con.sql("select cluster, title from golden").fetchall()
+    con.register("work_titles_arrow", pa.table({"cluster": pa.array([c for c, _ in titles], pa.int32()),
+                                                "work_title": pa.array([work_title_key(t) for _, t in titles], pa.string())}))
+    links = con.sql("""
+        select distinct w.cluster, w.work_title || '|' || coalesce(a.surname, '') as work_key
+        from work_titles_arrow w
+        join clusters c using (cluster) join match_records m using (rid)
+        left join (select rid, unnest(string_split(authors_key, ' ')) as surname from match_records where authors_key <> '') a using (rid)
+        where w.work_title <> ''
+    """).fetchall()
+    con.unregister("work_titles_arrow")
+    clusters = [c for c, _ in titles]
+    index = {c: i for i, c in enumerate(clusters)}
+    keys: dict[str, int] = {}
+    edges_a, edges_b = [], []
+    for cluster, key in links:
+        node = keys.setdefault(key, len(clusters) + len(keys))
+        edges_a.append(index[cluster])
+        edges_b.append(node)
+    roots = components(len(clusters) + len(keys), edges_a, edges_b)
+    con.register("cluster_root_arrow", pa.table({"cluster": pa.array(clusters, pa.int32()),
+                                                 "root": pa.array(roots[: len(clusters)], pa.int64())}))
+    con.execute("""
+        create or replace temp table cluster_work as
+        select r.cluster, min(g.first_record_key) over (partition by r.root) as grp
+        from cluster_root_arrow r join golden g using (cluster)
+    """)
+    con.unregister("cluster_root_arrow")
