@@ -19,8 +19,11 @@ COMMENT ON TABLE record_manifestation IS 'Which manifestation each record belong
 CREATE TABLE holdings_distribution AS SELECT * FROM read_parquet('holdings_distribution.parquet');
 COMMENT ON TABLE holdings_distribution IS 'For each manifestation, each library that holds it, with city, level and copies.';
 
+CREATE TABLE works AS SELECT * FROM read_parquet('works.parquet');
+COMMENT ON TABLE works IS 'Works: the editions and translations of one work grouped by normalised title and author (other editions of a book).';
+
 CREATE TABLE changes AS SELECT * FROM read_parquet('changes.parquet');
-COMMENT ON TABLE changes IS 'Manifestations added, updated or deleted since the parent snapshot.';
+COMMENT ON TABLE changes IS 'Manifestations added, updated, merged (old id into surviving id), split or deleted since the previous build.';
 
 CREATE TABLE quarantine AS SELECT * EXCLUDE (raw) FROM read_parquet('quarantine.parquet');
 COMMENT ON TABLE quarantine IS 'Source records that could not be read: library, file, position and reason.';

@@ -35,6 +35,7 @@ DATA_FILES = (
     "record_manifestation.parquet",
     "holdings_distribution.parquet",
     "changes.parquet",
+    "works.parquet",
 )
 
 
@@ -96,25 +97,6 @@ def _write_staged(con, settings, libraries, name: str, target: Path, table_schem
     return _write(con, f"select * from read_parquet(?, union_by_name=true) order by {order}", [files], target, table_schema)
 
 
-def _write_changes(con, build: Path, parent: Path | None) -> int:
-    target = build / "changes.parquet"
-    if parent is None:
-        return _write(con, "select 'added' as change, manifestation_id, null as old_manifestation_id from read_parquet(?)",
-                      [str(build / "manifestations.parquet")], target, schema.CHANGES)
-    signature = "select manifestation_id, md5(string_agg(record_key, ',' order by record_key)) as sig from read_parquet(?) group by 1"
-    query = f"""
-        with new as ({signature}), old as ({signature})
-        select case when old.manifestation_id is null then 'added'
-                    when new.manifestation_id is null then 'deleted'
-                    else 'updated' end as change,
-               new.manifestation_id, old.manifestation_id as old_manifestation_id
-        from new full outer join old using (manifestation_id)
-        where new.sig is distinct from old.sig
-        order by coalesce(new.manifestation_id, old.manifestation_id)
-    """
-    return _write(con, query, [str(build / "record_manifestation.parquet"), str(parent / "record_manifestation.parquet")], target, schema.CHANGES)
-
-
 def build_catalogue(snapshot_dir: Path) -> None:
     """Run `sql/*.sql` in order on a fresh DuckDB file inside the snapshot."""
     path = snapshot_dir / CATALOGUE
@@ -142,7 +124,13 @@ def publish(settings: Settings, libraries: list[Library]) -> PublishSummary:
     counts["records"] = _write_staged(con, settings, libraries, "records.parquet", build / "records.parquet", schema.RECORDS, "record_key")
     counts["holdings"] = _write_staged(con, settings, libraries, "holdings.parquet", build / "holdings.parquet", schema.HOLDINGS, "record_key")
     counts["quarantine"] = _write_staged(con, settings, libraries, "quarantine.parquet", build / "quarantine.parquet", schema.QUARANTINE, "library_id, source, position")
-    for name, table_schema in (("manifestations.parquet", schema.MANIFESTATIONS), ("record_manifestation.parquet", schema.RECORD_MANIFESTATION)):
+    # Dedup's outputs, with the lineage (added, updated, merged, split, deleted) against its previous run.
+    for name, table_schema in (
+        ("manifestations.parquet", schema.MANIFESTATIONS),
+        ("record_manifestation.parquet", schema.RECORD_MANIFESTATION),
+        ("works.parquet", schema.WORKS),
+        ("changes.parquet", schema.CHANGES),
+    ):
         counts[name.removesuffix(".parquet")] = _write(con, "select * from read_parquet(?)", [str(settings.dedup_dir / name)], build / name, table_schema)
     counts["holdings_distribution"] = _write(
         con,
@@ -158,7 +146,6 @@ def publish(settings: Settings, libraries: list[Library]) -> PublishSummary:
         build / "holdings_distribution.parquet",
         schema.HOLDINGS_DISTRIBUTION,
     )
-    counts["changes"] = _write_changes(con, build, parent)
     con.close()
     build_catalogue(build)
     checksums = {name: _sha256(build / name) for name in DATA_FILES}
