@@ -8,7 +8,7 @@ import pytest
 from conftest import REPO, write_registry
 from unioncat.cli import build_parser, main
 
-COMMANDS = ["sources validate", "harvest", "transform", "dedup", "publish", "run", "status", "search", "demo", "network"]
+COMMANDS = ["sources validate", "harvest", "transform", "dedup", "publish", "run", "status", "search", "demo", "network", "eval"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -64,6 +64,20 @@ def test_run_status_and_search_from_the_command_line(shared_data, tmp_path, caps
     hits = capsys.readouterr().out
     assert "中国统计出版社" in hits and "held by 1 library: 测试图书馆0" in hits
     assert main(["search", "no such title anywhere", *common]) == 1
+
+
+def test_eval_scores_the_demo_against_its_truth(tmp_path, capsys):
+    from unioncat.registry import load_registry
+    from unioncat.province import write_demo_drops
+
+    sources = write_registry(tmp_path, {f"E0{n}": ("county", []) for n in range(1, 6)})
+    settings_args = ["--sources", str(sources), "--data-dir", str(tmp_path / "var")]
+    summary = write_demo_drops(list(load_registry(sources).libraries), tmp_path / "drops", titles=120)
+    assert main(["run", *settings_args]) == 0
+    capsys.readouterr()
+    assert main(["eval", "--truth", str(summary.truth_path), "--skip-label-prefix", "M-", *settings_args]) == 0
+    report = capsys.readouterr().out
+    assert "pairwise  P 1.0000" in report and "B-cubed" in report
 
 
 def test_an_unknown_library_is_named(tmp_path, capsys):

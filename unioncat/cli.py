@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Callable
 
 from unioncat.registry import Library, RegistryError, load_registry, validate_registry
@@ -151,6 +152,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(_settings(args), titles=args.titles, use_airflow=not args.no_airflow)
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from dedup.evaluate import evaluate_run
+
+    settings = _settings(args)
+    if not (settings.dedup_dir / "record_manifestation.parquet").exists():
+        raise SystemExit(f"no dedup output in {settings.dedup_dir}; run `unioncat run` or `unioncat dedup` first")
+    evaluation = evaluate_run(settings.dedup_dir, Path(args.truth), level=args.level, skip_label_prefix=args.skip_label_prefix)
+    print(evaluation.report(examples=args.examples))
+    return EXIT_OK
+
+
 def cmd_network(args: argparse.Namespace) -> int:
     from unioncat.demo import drops_root
     from unioncat.network import province as network
@@ -188,6 +200,7 @@ _EXAMPLES = {
     "status": "unioncat status --data-dir var",
     "search": "unioncat search 红楼梦 --data-dir var",
     "demo": "unioncat demo --data-dir var",
+    "eval": "unioncat eval --truth demo/drops/truth.csv --skip-label-prefix M-",
     "network": "unioncat network start   # then: unioncat run; unioncat network stop",
 }
 
@@ -238,6 +251,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo = _command(commands, "demo", cmd_demo, "generate the demo province's file drops and run the pipeline through Airflow")
     demo.add_argument("--titles", type=int, default=2000, help="manifestations in the generated province (default 2000)")
     demo.add_argument("--no-airflow", action="store_true", help="run the stages directly instead of through Airflow's dag.test()")
+    evaluation = _command(commands, "eval", cmd_eval, "score the last dedup against labelled truth: pairwise and B-cubed P/R/F1, errors by kind")
+    evaluation.add_argument("--truth", required=True, metavar="FILE", help="CSV with record_key and manifestation_label (and work_label)")
+    evaluation.add_argument("--level", choices=("manifestation", "work"), default="manifestation", help="compare manifestations (default) or works")
+    evaluation.add_argument("--skip-label-prefix", metavar="PREFIX", help="leave out records whose label starts with it")
+    evaluation.add_argument("--examples", type=int, default=5, help="example errors listed per kind (default 5)")
     network = _command(commands, "network", cmd_network,
                        "start, stop or check the local library network (Zebra Z39.50/SRU, OAI-PMH) the registry points at")
     network.add_argument("action", choices=("start", "stop", "status", "serve"),
