@@ -30,7 +30,7 @@ BLOCK_KEYS = (
      f"year is not null and length(title_key) > {rules.TITLE_PREFIX_CHARS}"),
 )
 # Records of one manifestation sort next to each other inside a block.
-WINDOW_ORDER = "volume_key, edition_key, title_key, authors_key, publisher_key, year, record_key"
+WINDOW_ORDER = "volume_key, edition_key, title_key, authors_key, publisher_key, pages, year, record_key"
 
 
 def block_keys_sql(table: str) -> str:

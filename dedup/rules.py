@@ -33,7 +33,7 @@ from pathlib import Path
 TITLE_PREFIX_CHARS = 12
 # Blocks up to this size compare every pair of their records. A larger block (a popular book in
 # most of the province's ~100 libraries, a set ISBN on every volume of every library's copy, a
-# generic title) is sorted (volume, edition, title, authors, publisher, year) and each record is
+# generic title) is sorted (volume, edition, title, authors, publisher, pages, year) and each record is
 # compared with its next BLOCK_WINDOW neighbours only: records of one manifestation sort
 # together, so the chain of neighbour links still connects them, and the cost stays linear.
 BLOCK_ALL_PAIRS_MAX = 16

@@ -154,39 +154,39 @@ def _match_incrementally(con: duckdb.DuckDBPyConnection, out: Path) -> dict:
     # then; those that scored as matches are in the evidence, the others need no second look.
     blocking.candidate_pairs(con, only_affected=True, records="previous_records", out="previous_candidates")
     con.execute(f"""
+        -- previous rids of unchanged records → this run's rids
+        create or replace temp table same_records as
+        select p.rid as previous_rid, m.rid from previous_records p join match_records m using (record_key, fingerprint);
         create or replace temp table previous_candidates as
-        select x.record_key as record_key_a, y.record_key as record_key_b
-        from previous_candidates p join previous_records x on x.rid = p.rid_a join previous_records y on y.rid = p.rid_b
-        where x.record_key not in (select record_key from dirty_keys) and y.record_key not in (select record_key from dirty_keys);
-        drop table previous_records;
+        select (least(x.rid, y.rid)::bigint << 32) | greatest(x.rid, y.rid)::bigint as pair
+        from previous_candidates p
+        join same_records x on x.previous_rid = p.rid_a join same_records y on y.previous_rid = p.rid_b;
+        drop table previous_records; drop table same_records;
         create or replace temp table previous_pairs as
         select e.* from read_parquet('{out / 'match_evidence.parquet'}') e
         where e.record_key_a not in (select record_key from dirty_keys)
           and e.record_key_b not in (select record_key from dirty_keys);
         -- a pair can have lost a block only if both its records sit in an affected block
-        create or replace temp table touched_keys as
-        select distinct m.record_key from ({blocking.block_keys_sql('match_records')}) k
-        join match_records m using (rid) where k.block_id in (select block_id from affected_blocks);
-        create or replace temp table untouched_blocks as
-        select record_key_a, record_key_b, list_sort(list(block_id)) as blocks
-        from (select record_key_a, record_key_b, unnest(blocks) as block_id from previous_pairs
-              where record_key_a in (select record_key from touched_keys) and record_key_b in (select record_key from touched_keys))
-        where block_id not in (select block_id from affected_blocks)
-        group by all;
+        create or replace temp table touched as
+        select distinct k.rid from ({blocking.block_keys_sql('match_records')}) k
+        where k.block_id in (select block_id from affected_blocks);
         create or replace temp table kept_pairs as
-        select x.rid as rid_a, y.rid as rid_b, p.* exclude (record_key_a, record_key_b, blocks),
-               case when p.record_key_a in (select record_key from touched_keys) and p.record_key_b in (select record_key from touched_keys)
-                    then coalesce(u.blocks, []) else p.blocks end as blocks
+        select x.rid as rid_a, y.rid as rid_b, (x.rid::bigint << 32) | y.rid::bigint as pair,
+               x.rid in (select rid from touched) and y.rid in (select rid from touched) as touched, p.* exclude (record_key_a, record_key_b)
         from previous_pairs p
-        left join untouched_blocks u using (record_key_a, record_key_b)
         join match_records x on x.record_key = p.record_key_a
         join match_records y on y.record_key = p.record_key_b;
-        drop table previous_pairs; drop table untouched_blocks; drop table touched_keys;
+        drop table previous_pairs; drop table touched;
+        create or replace temp table untouched_blocks as
+        select pair, list_sort(list(block_id)) as blocks
+        from (select pair, unnest(blocks) as block_id from kept_pairs where touched)
+        where block_id not in (select block_id from affected_blocks)
+        group by pair;
+        create or replace temp table candidate_pairs as
+        select *, (rid_a::bigint << 32) | rid_b::bigint as pair from candidate_pairs;
         create or replace temp table new_pairs as
-        select c.* from candidate_pairs c
-        join match_records x on x.rid = c.rid_a join match_records y on y.rid = c.rid_b
-        where (c.rid_a, c.rid_b) not in (select (rid_a, rid_b) from kept_pairs)
-          and (x.record_key, y.record_key) not in (select (record_key_a, record_key_b) from previous_candidates);
+        select * exclude (pair) from candidate_pairs
+        where pair not in (select pair from kept_pairs) and pair not in (select pair from previous_candidates);
         drop table previous_candidates;
     """)
     scored = con.sql("select count(*) from new_pairs").fetchall()[0][0]
@@ -195,13 +195,18 @@ def _match_incrementally(con: duckdb.DuckDBPyConnection, out: Path) -> dict:
     con.execute(f"""
         create or replace temp table match_pairs as
         with kept as (
-            select k.* exclude (blocks),
-                   case when c.rid_a is null then k.blocks else list_sort(list_distinct(list_concat(k.blocks, c.blocks))) end as blocks
-            from kept_pairs k left join candidate_pairs c using (rid_a, rid_b)
-            where len(k.blocks) > 0 or c.rid_a is not null
+            select k.* exclude (blocks, pair, touched),
+                   case when not k.touched and c.pair is null then k.blocks
+                        else list_sort(list_distinct(list_concat(case when k.touched then coalesce(u.blocks, []) else k.blocks end,
+                                                                 coalesce(c.blocks, [])))) end as blocks
+            from kept_pairs k
+            left join untouched_blocks u using (pair)
+            left join candidate_pairs c using (pair)
         )
-        select {columns} from kept union all select {columns} from scored_pairs;
-        drop table kept_pairs; drop table new_pairs; drop table scored_pairs; drop table candidate_pairs;
+        select {columns} from kept where len(blocks) > 0
+        union all select {columns} from scored_pairs;
+        drop table kept_pairs; drop table untouched_blocks; drop table new_pairs; drop table scored_pairs;
+        drop table candidate_pairs;
     """)
     _accepted(con)
     return {"rematched_records": con.sql("select count(*) from changed_now").fetchall()[0][0], "pairs_scored": scored}

@@ -56,8 +56,8 @@ def transform(settings: Settings, library: Library, *, full: bool = False) -> Tr
     return transform_library(settings, library, full=full)
 
 
-def dedup(settings: Settings, libraries: list[Library]) -> DedupSummary:
-    return deduplicate(settings, libraries)
+def dedup(settings: Settings, libraries: list[Library], *, full: bool = False) -> DedupSummary:
+    return deduplicate(settings, libraries, full=full)
 
 
 def publish_snapshot(settings: Settings, libraries: list[Library]) -> PublishSummary:
@@ -93,7 +93,7 @@ def run_all(settings: Settings, *, full: bool = False, run_id: str | None = None
             result = future.result()
             summary.transforms.append(result)
             progress(f"[transform {n}/{len(libraries)}] {result.line()}")
-    summary.dedup = dedup(settings, libraries)
+    summary.dedup = dedup(settings, libraries, full=full)
     progress(summary.dedup.line())
     summary.published = publish_snapshot(settings, libraries)
     progress(summary.published.line())
