@@ -118,7 +118,7 @@ def main() -> None:
         truth = {k: v for k, v in read_truth(folder / "drops" / "truth.csv").items() if not v.startswith("M-")}
         quality[f"province ({full.records:,} records)"] = compare(con, truth, work / "dedup")
 
-    con.execute(f"""
+    con.execute("""
         create or replace temp table dedup_input as
         select * replace (case when hash(record_key) % 400 = 1 then year + 3 else year end as year)
         from all_records where hash(record_key) % 400 <> 2

@@ -501,12 +501,12 @@ class Repository:
 
 # ---- serving -----------------------------------------------------------------------------------
 
-class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+class ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True
     allow_reuse_address = True
 
 
-class _QuietHandler(WSGIRequestHandler):
+class QuietHandler(WSGIRequestHandler):
     def log_message(self, *args) -> None:
         pass
 
@@ -516,7 +516,7 @@ class OAIServer:
 
     def __init__(self, store: RecordStore, *, port: int = 0, page_size: int = 100, token_ttl: float = 600.0,
                  granularity: str = "seconds", name: str = "unioncat OAI-PMH repository"):
-        self._http = make_server("127.0.0.1", port, self._app, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler)
+        self._http = make_server("127.0.0.1", port, self._app, server_class=ThreadingWSGIServer, handler_class=QuietHandler)
         self.repository = Repository(store, base_url=self.url, page_size=page_size, token_ttl=token_ttl, granularity=granularity, name=name)
         self._thread: threading.Thread | None = None
 

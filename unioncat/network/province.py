@@ -30,7 +30,7 @@ from wsgiref.simple_server import make_server
 import pymarc
 
 from unioncat import atomic
-from unioncat.network.oai_server import Repository, RecordStore, _QuietHandler, _ThreadingWSGIServer
+from unioncat.network.oai_server import Repository, RecordStore, QuietHandler, ThreadingWSGIServer
 from unioncat.network.zebra import ZebraServer
 from unioncat.registry import Library
 from unioncat.settings import Settings
@@ -83,7 +83,7 @@ class _OaiRepositories:
     """One WSGI server routing `/oai/<library id>` to that library's repository."""
 
     def __init__(self, port: int, stores: dict[str, RecordStore]):
-        self._http = make_server("127.0.0.1", port, self._route, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler)
+        self._http = make_server("127.0.0.1", port, self._route, server_class=ThreadingWSGIServer, handler_class=QuietHandler)
         self.repositories = {
             library_id: Repository(store, base_url=f"http://127.0.0.1:{port}/oai/{library_id}", page_size=200,
                                    token_ttl=600.0, granularity="seconds", name=f"{library_id} catalogue")
