@@ -743,11 +743,14 @@ class ChangeSummary:
 
 
 def apply_changes(root: Path, *, fraction: float = 0.01, round: int = 1, seed: int | None = None,
-                  library_share: float = 0.15) -> ChangeSummary:
+                  library_share: float = 0.15, before_writing: Callable[[list[str]], None] | None = None
+                  ) -> ChangeSummary:
     """Change `fraction` of the province's records in a subset of its libraries: 40% of the changes
     modify records, 20% delete them (their files rewritten), 40% add new books (a new file
     `catalogue-u<round>.mrc` per library that got some; their truth rows appended to truth.csv).
-    The subset: libraries in a seeded random order until they hold `library_share` of the records."""
+    The subset: libraries in a seeded random order until they hold `library_share` of the records.
+    `before_writing(library_ids)` is called with the subset before any file is written (e.g. to
+    turn the subset's folders from links to a cached province into copies of their own)."""
     root = Path(root)
     info = read_summary(root)
     seed = info["seed"] if seed is None else seed
@@ -765,7 +768,10 @@ def apply_changes(root: Path, *, fraction: float = 0.01, round: int = 1, seed: i
     target = max(3, round_half(fraction * total))
     p_modify, p_delete = 0.4 * target / max(held, 1), 0.2 * target / max(held, 1)
     summary = ChangeSummary(round, sorted(chosen))
+    if before_writing is not None:
+        before_writing(sorted(chosen))
     stamp = LATEST_CHANGE + timedelta(days=30 * round)
+    deleted: Counter = Counter()
     for library_id in sorted(chosen):
         for path in sorted((root / library_id).glob("catalogue-*.mrc")):
             data, out = path.read_bytes(), []
@@ -774,6 +780,7 @@ def apply_changes(root: Path, *, fraction: float = 0.01, round: int = 1, seed: i
                 draw = rng.random()
                 if draw < p_delete:
                     summary.deleted += 1
+                    deleted[library_id] += 1
                     changed = True
                 elif draw < p_delete + p_modify:
                     out.append(_modified(chunk, rng, stamp))
@@ -796,7 +803,8 @@ def apply_changes(root: Path, *, fraction: float = 0.01, round: int = 1, seed: i
                           name, indexes))
     summary.added = added.records
     _concatenate_truth(root, [name], root / "truth.csv", append=True)
-    info["per_library"] = {k: v + added.per_library.get(k, 0) for k, v in per_library.items()}
+    info["per_library"] = {k: v + added.per_library.get(k, 0) - deleted[k] for k, v in per_library.items()}
+    info["records"] = sum(info["per_library"].values())
     info.setdefault("changes", []).append(summary.__dict__ | {"changed": summary.changed})
     (root / SUMMARY).write_text(json.dumps(info, ensure_ascii=False, indent=1), encoding="utf-8")
     return summary
