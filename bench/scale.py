@@ -14,7 +14,8 @@
    stages without --full.
 Per stage: wall seconds, records/s, peak RSS of the stage's process tree (sampled from /proc
 every 0.1 s: the transform's two workers count together) and the largest single process
-(ru_maxrss from wait4), load average, output size. A stage whose tree passes --memory-cap-gb
+(ru_maxrss), CPU seconds (user + system of the stage's processes: on a shared machine the wall
+time depends on the load, the CPU time much less), load average, output size. A stage whose tree passes --memory-cap-gb
 (default 16) is stopped and reported as such: the machine is shared.
 4. Quality: pairwise and B-cubed P/R/F1 of the dedup against truth.csv (computed in DuckDB, so it
    scales), after the full and the incremental run.
@@ -90,9 +91,10 @@ def run_stage(name: str, sources: Path, data: Path, full: bool) -> dict:
 
 def with_rusage(result: dict) -> dict:
     """The child's own peak RSS and its largest worker's (ru_maxrss: KiB on Linux)."""
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return {**result, "max_process_rss_mb": round(max(own, workers) / 1024), "main_process_rss_mb": round(own / 1024)}
+    own, workers = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = own.ru_utime + own.ru_stime + workers.ru_utime + workers.ru_stime
+    return {**result, "max_process_rss_mb": round(max(own.ru_maxrss, workers.ru_maxrss) / 1024),
+            "main_process_rss_mb": round(own.ru_maxrss / 1024), "cpu_seconds": round(cpu, 1)}
 
 
 def _sum_dicts(dicts) -> dict:
@@ -438,19 +440,23 @@ def print_report(report: dict) -> None:
     print(f"\nscale: {n:,} records, {report['libraries']} libraries, {report['manifestations']:,} manifestations "
           f"({report['machine']['cores']} cores, {report['machine']['memory_gib']} GiB)")
     g = report["generate"]
-    print(f"generate: {g['seconds']:.1f} s, {g['records'] / g['seconds']:,.0f} records/s, peak RSS {g['peak_rss_mb']:,} MB"
+    print(f"generate: {g['seconds']:.1f} s, {g['records'] / g['seconds']:,.0f} records/s, {g.get('cpu_seconds', 0):.1f} CPU s, "
+          f"peak RSS {g['peak_rss_mb']:,} MB"
           + (" (cached)" if g.get("cached") else ""))
-    print(f"\n{'run':<12}{'stage':<11}{'seconds':>9}{'records/s':>11}{'peak RSS MB':>13}{'largest proc MB':>17}{'load':>11}")
+    print(f"\n{'run':<12}{'stage':<11}{'seconds':>9}{'records/s':>11}{'CPU s':>9}{'peak RSS MB':>13}{'largest proc MB':>17}{'load':>11}")
     for run in ("full", "incremental"):
         stages = report.get(run) or {}
-        total = 0.0
+        total = cpu = 0.0
         for stage, s in stages.items():
             total += s["seconds"]
+            cpu += s.get("cpu_seconds", 0)
             rate = f"{n / s['seconds']:,.0f}" if "error" not in s else "—"
-            print(f"{run:<12}{stage:<11}{s['seconds']:>9.1f}{rate:>11}{s['peak_rss_mb']:>13,}{s['max_process_rss_mb']:>17,}"
-                  f"{s['load_before']:>5.1f}→{s['load_after']:<4.1f}" + (f"  {s['error']}" if "error" in s else ""))
+            print(f"{run:<12}{stage:<11}{s['seconds']:>9.1f}{rate:>11}{s.get('cpu_seconds', 0):>9.1f}{s['peak_rss_mb']:>13,}"
+                  f"{s['max_process_rss_mb']:>17,}{s['load_before']:>5.1f}→{s['load_after']:<4.1f}"
+                  + (f"  {s['error']}" if "error" in s else ""))
         if stages:
-            print(f"{run:<12}{'total':<11}{total:>9.1f}{n / total:>11,.0f}{max(s['peak_rss_mb'] for s in stages.values()):>13,}")
+            print(f"{run:<12}{'total':<11}{total:>9.1f}{n / total:>11,.0f}{cpu:>9.1f}"
+                  f"{max(s['peak_rss_mb'] for s in stages.values()):>13,}")
     if "change" in report:
         c = report["change"]
         print(f"incremental input: {c['changed']:,} records changed ({c['modified']:,} modified, {c['deleted']:,} deleted, "
@@ -468,7 +474,8 @@ def print_report(report: dict) -> None:
             print(f"baseline: {b['error']}")
         else:
             print(f"\nbaseline (pymarc + plain Python + pyarrow, {b['records']:,} records of {b['libraries']} libraries): "
-                  f"{b['seconds']:.1f} s, {b['records'] / b['seconds']:,.0f} records/s, peak RSS {b['peak_rss_mb']:,} MB")
+                  f"{b['seconds']:.1f} s, {b['records'] / b['seconds']:,.0f} records/s, {b.get('cpu_seconds', 0):.1f} CPU s, "
+                  f"peak RSS {b['peak_rss_mb']:,} MB")
             for label, q in (("naive ISBN / title+year", b.get("quality")), ("unioncat (same records)", b.get("ours_on_sample"))):
                 if q:
                     print(f"  {label:<26} P {q['precision']:.4f} R {q['recall']:.4f} F1 {q['f1']:.4f} B-cubed F1 {q['bcubed_f1']:.4f}")
