@@ -1,11 +1,23 @@
-"""Harvest errors split the way a scheduler needs them: retry or give up."""
+"""Harvest errors split the way a scheduler needs them: retry or give up.
+
+Their messages end up in logs, the state file and `unioncat status`, so any
+`user:password@` in a URL they quote is redacted."""
+
+import re
+
+_URL_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
+
+
+def redact(text: str) -> str:
+    """`text` with the userinfo of any URL (`http://user:password@host`) replaced by `***@`."""
+    return _URL_CREDENTIALS.sub("***@", text)
 
 
 class HarvestError(Exception):
     """Base class; `library_id` names the source."""
 
     def __init__(self, library_id: str, message: str):
-        super().__init__(f"{library_id}: {message}")
+        super().__init__(redact(f"{library_id}: {message}"))
         self.library_id = library_id
 
 

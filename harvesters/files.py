@@ -11,12 +11,13 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from harvesters.errors import TerminalHarvestError
+from harvesters.errors import RetryableHarvestError, TerminalHarvestError
 from harvesters.landing import HarvestResult, HarvestRun
 from unioncat.registry import Library
 from unioncat.settings import Settings
 
 CATALOGUE_SUFFIXES = (".mrc", ".marc", ".iso", ".dat", ".xml", ".marcxml")
+MAX_FILE_BYTES = 8 << 30  # a drop file is read whole; beyond this it is refused, not read
 
 
 def drop_files(library: Library) -> list[Path]:
@@ -28,13 +29,26 @@ def drop_files(library: Library) -> list[Path]:
     return sorted(p for p in endpoint.iterdir() if p.is_file() and p.suffix.lower() in CATALOGUE_SUFFIXES)
 
 
-def harvest(settings: Settings, library: Library, run_id: str, *, full: bool = False) -> HarvestResult:
+def read_drop_file(library: Library, path: Path, max_bytes: int) -> bytes:
+    """The file's bytes; a file that vanished or cannot be read (being replaced, permissions) is a
+    retryable failure of the library, one beyond `max_bytes` a terminal one."""
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise TerminalHarvestError(library.id, f"drop file {path.name}: {size:,} bytes exceeds the {max_bytes:,}-byte cap")
+        return path.read_bytes()
+    except OSError as error:
+        raise RetryableHarvestError(library.id, f"drop file {path.name} cannot be read: {error.strerror or error}") from None
+
+
+def harvest(settings: Settings, library: Library, run_id: str, *, full: bool = False,
+            max_bytes: int = MAX_FILE_BYTES) -> HarvestResult:
     run = HarvestRun(settings, library, run_id, full)
     previous: dict = {} if full else run.state.get("files", {})
     current: dict = {}
     unchanged = 0
     for path in drop_files(library):
-        data = path.read_bytes()
+        data = read_drop_file(library, path, max_bytes)
         digest = hashlib.sha256(data).hexdigest()
         if previous.get(path.name, {}).get("sha256") == digest:
             current[path.name] = previous[path.name]

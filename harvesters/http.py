@@ -1,6 +1,8 @@
 """HTTP for harvesters (OAI-PMH, SRU): what sickle lacks.
 
-Every request has a connect and read timeout and a size cap; 408/429/5xx
+Every request has a connect and read timeout, a deadline for the whole
+response (a server trickling a byte at a time never trips a read timeout)
+and a size cap; 408/429/5xx
 and connection failures are retried with exponential backoff honouring
 `Retry-After`; the body is returned as bytes, exactly as received, for the
 landing zone. Credentials come from `harvesters.credentials` and are never
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
 import requests
+import urllib3
 
 from harvesters.errors import RetryableHarvestError, TerminalHarvestError
 
@@ -28,6 +31,11 @@ class HttpPolicy:
     attempts: int = 5
     backoff: float = 1.0  # seconds, doubled per attempt
     max_wait: float = 120.0  # cap on one Retry-After / backoff wait
+    deadline: float = 600.0  # seconds for one whole response, however it trickles in
+
+
+class SlowResponse(Exception):
+    """The response did not arrive whole within the policy's deadline."""
 
 
 def _retry_after(response: requests.Response) -> float | None:
@@ -42,12 +50,16 @@ def _retry_after(response: requests.Response) -> float | None:
         return None
 
 
-def _read_capped(response: requests.Response, library_id: str, url: str, max_bytes: int) -> bytes:
+def _read_capped(response: requests.Response, library_id: str, url: str, max_bytes: int, deadline: float) -> bytes:
     declared = response.headers.get("Content-Length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise TerminalHarvestError(library_id, f"{url}: response of {int(declared):,} bytes exceeds the {max_bytes:,}-byte cap")
     chunks, size = [], 0
-    for chunk in response.iter_content(1 << 16):
+    # read1 returns what one socket read brings (iter_content waits for a full chunk), so the
+    # deadline is checked however slowly the bytes come.
+    while chunk := response.raw.read1(1 << 16, decode_content=True):
+        if time.monotonic() > deadline:
+            raise SlowResponse(f"not complete after {size:,} bytes")
         size += len(chunk)
         if size > max_bytes:
             raise TerminalHarvestError(library_id, f"{url}: response exceeds the {max_bytes:,}-byte cap")
@@ -71,14 +83,18 @@ def get(
     last_error = "no attempt made"
     for attempt in range(policy.attempts):
         wait = min(policy.backoff * 2**attempt, policy.max_wait)
+        deadline = time.monotonic() + policy.deadline
         try:
             with session.get(url, params=params, auth=auth, stream=True, timeout=(policy.connect_timeout, policy.read_timeout)) as response:
                 if response.status_code not in RETRY_STATUSES:
-                    return response.status_code, _read_capped(response, library_id, url, policy.max_bytes)
+                    return response.status_code, _read_capped(response, library_id, url, policy.max_bytes, deadline)
                 last_error = f"HTTP {response.status_code}"
                 wait = min(_retry_after(response) or wait, policy.max_wait)
-        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as error:
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
+                urllib3.exceptions.HTTPError) as error:  # urllib3's own: raised while the body is read
             last_error = type(error).__name__
+        except SlowResponse as error:
+            last_error = f"{policy.deadline:g} s deadline passed, {error}"
         if attempt + 1 < policy.attempts:
             sleep(wait)
     raise RetryableHarvestError(library_id, f"{url}: gave up after {policy.attempts} attempts ({last_error})")

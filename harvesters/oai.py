@@ -236,10 +236,15 @@ def _token_in(body: bytes) -> str | None:
     return html.unescape(found[1].decode("utf-8", "replace")).strip() or None if found else None
 
 
+# No entity expansion (billion laughs, external entities), no DTD loading, no network, libxml2's size limits kept.
+# One parser per call: pages are parsed in several threads, and an lxml parser is not to be shared.
+_PARSER_OPTIONS = dict(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, collect_ids=False)
+
+
 def _parse(body: bytes):
     """The OAI-PMH root element of `body`; ValueError says why there is none."""
     try:
-        root = etree.fromstring(body, etree.XMLParser(resolve_entities=False, no_network=True, collect_ids=False))
+        root = etree.fromstring(body, etree.XMLParser(**_PARSER_OPTIONS))
     except etree.XMLSyntaxError as error:
         raise ValueError(f"not well-formed XML: {error}") from None
     if root.tag != OAI + "OAI-PMH":

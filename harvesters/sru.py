@@ -49,7 +49,7 @@ TEMPORARY = frozenset({1, 2})
 UNSUPPORTED_SEARCH = frozenset({15, 16, 18, 19, 20, 21, 22, 23, 24, 48})
 FIRST_RECORD_OUT_OF_RANGE = 61
 FETCHES = 2  # a response that does not parse is fetched once more before it is mended
-_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,7 @@ class SearchRetrieveResponse:
     next_position: int | None  # nextRecordPosition, 1-based
     stamps: list[Stamp]  # one per record returned, surrogate diagnostics included
     diagnostics: list[Diagnostic]
+    first_position: int | None = None  # recordPosition of the first record, when the server says
 
 
 def _local(element) -> str:
@@ -141,9 +142,12 @@ def parse_response(data: bytes) -> SearchRetrieveResponse:
         raise MalformedResponse(str(error)) from None
     if _local(root) != "searchRetrieveResponse":
         raise ValueError(f"not an SRU searchRetrieve response (root element {_local(root)})")
-    stamps = [_marcxml_stamp(_child(record, "recordData")) for record in _items(root, "records", "record")]
+    records = _items(root, "records", "record")
+    stamps = [_marcxml_stamp(_child(record, "recordData")) for record in records]
     diagnostics = [_diagnostic(element) for element in _items(root, "diagnostics", "diagnostic")]
-    return SearchRetrieveResponse(_integer(root, "numberOfRecords"), _integer(root, "nextRecordPosition"), stamps, diagnostics)
+    first_position = _integer(records[0], "recordPosition") if records else None
+    return SearchRetrieveResponse(_integer(root, "numberOfRecords"), _integer(root, "nextRecordPosition"), stamps, diagnostics,
+                                  first_position)
 
 
 class SruServer:
@@ -182,6 +186,9 @@ class SruServer:
 
     def fetch(self, start: int, count: int) -> Page:
         data, received, response = self._search_retrieve(start, count)
+        if response.first_position not in (None, start + 1):
+            raise TerminalHarvestError(self.library.id, f"SRU {self.url}: asked for records from position {start + 1}, "
+                                                        f"the server sent them from {response.first_position}: it is looping")
         following = response.next_position - 1 if response.next_position else start + len(response.stamps)
         return Page(data, following, response.stamps, response.hits, received)
 

@@ -4,8 +4,12 @@ Only what a harvester needs: a connection with options, a PQF search, batched
 presents (`ZOOM_resultset_records`) of records as the server sent them, and
 the connection's error (a Z39.50 diagnostic or a ZOOM client error such as
 connect failed / connection lost / timeout). Every call is blocking and
-bounded by the connection's `timeout` option; ctypes releases the GIL while
-libyaz waits on the network.
+bounded by the connection's `timeout` option (the longest wait for the next
+bytes) and by `deadline` (the longest a whole search or present may take: a
+server trickling a byte at a time never trips `timeout`; when the deadline
+passes, a watchdog shuts the socket down under libyaz, and the call fails
+with ERROR_TIMEOUT); ctypes releases the GIL while libyaz waits on the
+network.
 
     with Connection("opac.example.cn:210", database="ZJLIB", timeout=30,
                     preferredRecordSyntax="unimarc", elementSetName="F") as zoom:
@@ -16,9 +20,13 @@ libyaz waits on the network.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import functools
+import os
+import socket
+import threading
 from ctypes import POINTER, byref, c_char_p, c_int, c_size_t, c_void_p
 
 # ZOOM client-side error codes (yaz/zoom.h); smaller codes are server diagnostics.
@@ -36,6 +44,7 @@ _SIGNATURES = {
     "ZOOM_connection_error_x": ([c_void_p, POINTER(c_char_p), POINTER(c_char_p), POINTER(c_char_p)], c_int),
     "ZOOM_connection_search_pqf": ([c_void_p, c_char_p], c_void_p),
     "ZOOM_connection_destroy": ([c_void_p], None),
+    "ZOOM_connection_get_socket": ([c_void_p], c_int),
     "ZOOM_resultset_size": ([c_void_p], c_size_t),
     "ZOOM_resultset_records": ([c_void_p, POINTER(c_void_p), c_size_t, c_size_t], None),
     "ZOOM_resultset_cache_reset": ([c_void_p], None),
@@ -92,15 +101,17 @@ class Connection:
     """A Z39.50 session; `options` are ZOOM option names (`preferredRecordSyntax`, `elementSetName`...)."""
 
     def __init__(self, address: str, *, database: str, timeout: int, user: str | None = None,
-                 password: str | None = None, **options: str | int) -> None:
+                 password: str | None = None, deadline: float | None = None, **options: str | int) -> None:
+        self.deadline = deadline
         self._handle = _libyaz().ZOOM_connection_create(None)
         settings = {"timeout": timeout, "databaseName": database, "user": user, "password": password, **options}
         for name, value in settings.items():
             if value is not None:
                 self.set_option(name, value)
-        _libyaz().ZOOM_connection_connect(self._handle, address.encode(), 0)
         try:
-            self.raise_error()
+            with self.bounded():
+                _libyaz().ZOOM_connection_connect(self._handle, address.encode(), 0)
+                self.raise_error()
         except ZoomError:
             self.close()
             raise
@@ -117,10 +128,44 @@ class Connection:
         if code:
             raise ZoomError(code, _text(message.value), _text(addinfo.value), _text(diagset.value))
 
-    def search(self, pqf: str) -> ResultSet:
-        handle = _libyaz().ZOOM_connection_search_pqf(self._handle, pqf.encode("utf-8"))
+    @contextlib.contextmanager
+    def bounded(self):
+        """Bound the blocking calls inside by `deadline`: a watchdog shuts the socket down (again,
+        should libyaz reconnect) until they return; they then fail with ERROR_TIMEOUT."""
+        if not self.deadline:
+            yield
+            return
+        done, fired = threading.Event(), threading.Event()
+
+        def watchdog() -> None:
+            while not done.wait(self.deadline):
+                fired.set()
+                self._shut_socket()
+
+        threading.Thread(target=watchdog, name="zoom-deadline", daemon=True).start()
         try:
-            self.raise_error()
+            yield
+        except ZoomError:
+            if not fired.is_set():
+                raise
+        finally:
+            done.set()
+        if fired.is_set():
+            raise ZoomError(ERROR_TIMEOUT, f"no complete answer within the {self.deadline:g} s deadline")
+
+    def _shut_socket(self) -> None:
+        handle = self._handle
+        fd = _libyaz().ZOOM_connection_get_socket(handle) if handle else -1
+        if fd >= 0:
+            with contextlib.suppress(OSError), socket.socket(fileno=os.dup(fd)) as connection:
+                connection.shutdown(socket.SHUT_RDWR)
+
+    def search(self, pqf: str) -> ResultSet:
+        handle = None
+        try:
+            with self.bounded():
+                handle = _libyaz().ZOOM_connection_search_pqf(self._handle, pqf.encode("utf-8"))
+                self.raise_error()
         except ZoomError:
             _libyaz().ZOOM_resultset_destroy(handle)
             raise
@@ -148,8 +193,9 @@ class ResultSet:
     def records(self, start: int, count: int) -> list[bytes]:
         """Records start..start+count-1 in as few presents as the server allows, bytes as received."""
         handles = (c_void_p * count)()
-        _libyaz().ZOOM_resultset_records(self._handle, handles, start, count)
-        self._connection.raise_error()
+        with self._connection.bounded():
+            _libyaz().ZOOM_resultset_records(self._handle, handles, start, count)
+            self._connection.raise_error()
         records = [self._octets(handle, start + n) for n, handle in enumerate(handles)]
         _libyaz().ZOOM_resultset_cache_reset(self._handle)  # the batch is copied out: keep memory flat
         return records

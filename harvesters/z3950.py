@@ -65,6 +65,7 @@ Stamp = tuple[str | None, str | None]  # (001, yyyymmddhhmmss of 005) of one rec
 class Z3950Policy:
     timeout: int = 60  # seconds ZOOM waits for connect and for every answer
     page_records: int = 1000  # records per present, i.e. per landed page
+    deadline: float = 600.0  # seconds a whole search or present may take (a trickling server never times out)
 
 
 # ---- the search/retrieve harvest, protocol-independent ----------------------------------------------
@@ -217,12 +218,17 @@ def _present_once(run: HarvestRun, server: SearchServer, query: str, page_record
         run.pages.clear()
         start, stamps = 0, []
     number = _last_page_number(run)
+    previous: list[Stamp] | None = None  # the last page's stamps: a server sending the same page for ever is caught
     while start < hits:
         page = server.fetch(start, min(page_records, hits - start))
         if page.hits is not None and page.hits != hits:
             raise ResultSetChanged(f"{hits} hits became {page.hits}")
         if page.next <= start:
             raise RetryableHarvestError(run.library.id, f"the server returned no records at position {start + 1} of {hits}")
+        if page.stamps == previous and any(local_id for local_id, _ in page.stamps):
+            raise TerminalHarvestError(run.library.id, f"the server sent the same {len(page.stamps)} records again at position "
+                                                       f"{start + 1} of {hits}: it is looping")
+        previous = page.stamps
         number += 1
         landed = run.land(f"{number:06d}.{server.suffix}", page.data)
         if page.received is not None:
@@ -308,7 +314,7 @@ class Z3950Server:
         with self._errors():
             try:
                 self._connection = yaz.Connection(
-                    self.address, database=self.database, timeout=self.policy.timeout,
+                    self.address, database=self.database, timeout=self.policy.timeout, deadline=self.policy.deadline,
                     user=credentials.user if credentials else None, password=credentials.password if credentials else None,
                     preferredRecordSyntax=RECORD_SYNTAXES[self.library.syntax],
                     preferredMessageSize=64 << 20, maximumRecordSize=64 << 20,

@@ -1,13 +1,14 @@
 -- The catalogue's base tables, loaded from the snapshot's Parquet files.
 -- Relative paths resolve against the snapshot folder (file_search_path).
+-- records, holdings and quarantine are folders with one Parquet file per library.
 
 CREATE TABLE libraries AS SELECT * FROM read_parquet('libraries.parquet');
 COMMENT ON TABLE libraries IS 'The harvested libraries: id, Chinese name, city, level (province/city/county), protocol and the run whose data is in this snapshot.';
 
-CREATE TABLE records AS SELECT * EXCLUDE (raw) FROM read_parquet('records.parquet');
-COMMENT ON TABLE records IS 'One row per library catalogue record in canonical form (source bytes are in records.parquet, column raw).';
+CREATE TABLE records AS SELECT * EXCLUDE (raw) FROM read_parquet('records.parquet/*.parquet');
+COMMENT ON TABLE records IS 'One row per library catalogue record in canonical form (source bytes are in records.parquet/<library>.parquet, column raw).';
 
-CREATE TABLE holdings AS SELECT * FROM read_parquet('holdings.parquet');
+CREATE TABLE holdings AS SELECT * FROM read_parquet('holdings.parquet/*.parquet');
 COMMENT ON TABLE holdings IS 'Local holdings (call number, location, copies) of each record, as the library reported them.';
 
 CREATE TABLE manifestations AS SELECT * FROM read_parquet('manifestations.parquet');
@@ -23,7 +24,7 @@ CREATE TABLE works AS SELECT * FROM read_parquet('works.parquet');
 COMMENT ON TABLE works IS 'Works: the editions and translations of one work grouped by normalised title and author (other editions of a book).';
 
 CREATE TABLE changes AS SELECT * FROM read_parquet('changes.parquet');
-COMMENT ON TABLE changes IS 'Manifestations added, updated, merged (old id into surviving id), split or deleted since the previous build.';
+COMMENT ON TABLE changes IS 'Manifestations added, updated, merged (old id into surviving id), split or deleted since the parent snapshot (manifest.json "parent").';
 
-CREATE TABLE quarantine AS SELECT * EXCLUDE (raw) FROM read_parquet('quarantine.parquet');
+CREATE TABLE quarantine AS SELECT * EXCLUDE (raw) FROM read_parquet('quarantine.parquet/*.parquet');
 COMMENT ON TABLE quarantine IS 'Source records that could not be read: library, file, position and reason.';

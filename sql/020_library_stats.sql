@@ -1,5 +1,5 @@
--- Per-library totals: how much each library contributes and how much of it
--- nobody else in the province holds.
+-- Per-library figures: how much each library contributes, how much of it
+-- nobody else in the province holds, and how much two libraries share.
 
 CREATE VIEW library_stats AS
 WITH spread AS (
@@ -24,3 +24,31 @@ LEFT JOIN spread s USING (manifestation_id)
 GROUP BY ALL
 ORDER BY l.library_id;
 COMMENT ON VIEW library_stats IS 'Per library: records, manifestations held, unique holdings (held by no other library), share of its manifestations held elsewhere, quarantined records.';
+
+-- A table, not a view: the self-join of holdings_distribution is the costliest
+-- query in the catalogue and the snapshot never changes, so it is computed once.
+CREATE TABLE library_overlap AS
+WITH held AS (
+    SELECT library_id, count(DISTINCT manifestation_id) AS held FROM holdings_distribution GROUP BY ALL
+),
+shared AS (
+    SELECT a.library_id AS library_a, b.library_id AS library_b, count(DISTINCT a.manifestation_id) AS shared
+    FROM holdings_distribution a
+    JOIN holdings_distribution b ON a.manifestation_id = b.manifestation_id AND a.library_id <> b.library_id
+    GROUP BY ALL
+)
+SELECT
+    a.library_id AS library_a,
+    b.library_id AS library_b,
+    coalesce(ha.held, 0) AS held_a,
+    coalesce(hb.held, 0) AS held_b,
+    coalesce(s.shared, 0) AS shared,
+    round(coalesce(s.shared, 0) / greatest(coalesce(ha.held, 0) + coalesce(hb.held, 0) - coalesce(s.shared, 0), 1), 4) AS jaccard,
+    round(coalesce(s.shared, 0) / greatest(coalesce(ha.held, 0), 1), 4) AS share_of_a_held_by_b
+FROM libraries a
+JOIN libraries b ON a.library_id <> b.library_id
+LEFT JOIN held ha ON ha.library_id = a.library_id
+LEFT JOIN held hb ON hb.library_id = b.library_id
+LEFT JOIN shared s ON s.library_a = a.library_id AND s.library_b = b.library_id
+ORDER BY library_a, library_b;
+COMMENT ON TABLE library_overlap IS 'Every ordered pair of libraries (each pair twice, once from each side): manifestations each holds, how many both hold, Jaccard similarity (shared / held by either), and the share of library_a''s manifestations library_b also holds.';

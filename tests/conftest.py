@@ -23,6 +23,7 @@ os.environ.update(
     AIRFLOW__CORE__LOAD_EXAMPLES="False",
     AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}",
     AIRFLOW__LOGGING__BASE_LOG_FOLDER=str(_AIRFLOW_HOME / "logs"),
+    UNIONCAT_RETRY_DELAY_SECONDS="1",  # a failing library's retries in dag.test() come quickly
 )
 
 

@@ -1,16 +1,21 @@
-"""DAG integrity: the DagBag imports cleanly and cheaply, and both DAGs run
-for real with dag.test() against file libraries."""
+"""DAG integrity: the DagBag imports cleanly and cheaply, the DAGs have the
+shape data engineers rely on (pools, retries, timeouts, params, Assets), and
+both run for real with dag.test(): publishing, a quality gate that stops the
+swap, one-library runs and idempotent re-runs of a logical date."""
 
 import json
+import shutil
 import subprocess
 import sys
+from datetime import datetime, timezone
 
 import duckdb
 import pytest
 
 from conftest import REPO, write_registry
 
-HEAVY_MODULES = ("pyarrow", "duckdb", "pymarc", "lxml", "rapidfuzz", "pandas", "opencc")
+HEAVY_MODULES = ("pyarrow", "duckdb", "pymarc", "lxml", "rapidfuzz", "pandas", "opencc", "requests")
+PROTOCOLS = ("oai", "sru", "z3950", "file")
 
 
 @pytest.fixture(scope="module")
@@ -25,28 +30,52 @@ def test_dagbag_has_no_import_errors(dagbag):
     assert {"harvest_libraries", "build_catalogue"} <= set(dagbag.dags)
 
 
-def test_dag_files_import_no_heavy_module_at_parse_time():
+def test_dag_files_parse_without_heavy_modules_network_or_database():
+    """Parsing runs every few seconds in the DAG processor: it must not import the
+    data stack, open a socket or touch a database."""
     probe = (
-        "import sys, runpy, json, airflow.sdk\n"
-        "before = set(sys.modules)\n"
+        "import json, runpy, socket, sqlite3, sys, time, airflow.sdk\n"
+        "def refuse(*a, **k): raise RuntimeError('I/O at parse time')\n"
+        "socket.socket.connect = refuse; sqlite3.connect = refuse\n"
+        "before, start = set(sys.modules), time.perf_counter()\n"
         f"for name in ('harvest_libraries', 'build_catalogue'): runpy.run_path('{REPO}/dags/' + name + '.py')\n"
-        "print(json.dumps(sorted(set(sys.modules) - before)))\n"
+        "print(json.dumps({'seconds': time.perf_counter() - start, 'modules': sorted(set(sys.modules) - before)}))\n"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO)
-    loaded = json.loads(out.stdout.strip().splitlines()[-1])
-    heavy = [m for m in loaded if m.split(".")[0] in HEAVY_MODULES]
-    assert heavy == []
+    parsed = json.loads(out.stdout.strip().splitlines()[-1])
+    print(f"both DAG files parsed in {parsed['seconds']:.3f} s")
+    assert [m for m in parsed["modules"] if m.split(".")[0] in HEAVY_MODULES] == []
 
 
-def test_harvest_tasks_are_mapped_per_library_with_retries(dagbag):
-    harvest = dagbag.dags["harvest_libraries"].get_task("harvest")
-    assert harvest.retries >= 2 and harvest.map_index_template == "{{ library_id }}"
-    build = dagbag.dags["build_catalogue"]
-    assert [t.task_id for t in build.topological_sort()][-2:] == ["dedup", "publish"]
+def test_harvest_dag_has_a_pooled_mapped_task_per_protocol(dagbag):
+    from unioncat.orchestration import HARVEST_ASSET, POOL_SLOTS
+
+    dag = dagbag.dags["harvest_libraries"]
+    assert set(dag.params.keys()) == {"library", "full", "since"}
+    for protocol in PROTOCOLS:
+        task = dag.get_task(f"harvest_{protocol}")
+        assert task.pool == f"unioncat_{protocol}" and protocol in POOL_SLOTS
+        assert task.map_index_template == "{{ library_id }}"
+        assert task.retries >= 2 and task.retry_exponential_backoff and task.execution_timeout is not None
+        assert HARVEST_ASSET in task.outlets and task.on_failure_callback
+        assert dag.get_task(f"plan_{protocol}").downstream_task_ids == {f"harvest_{protocol}", "harvest_summary"}
+    assert dag.get_task("harvest_summary").trigger_rule == "all_done"
 
 
-def test_both_dags_run_and_publish(dagbag, shared_data, tmp_path, monkeypatch):
+def test_build_dag_is_scheduled_on_harvests_and_gates_the_swap(dagbag):
+    dag = dagbag.dags["build_catalogue"]
+    order = [t.task_id for t in dag.topological_sort()]
+    assert order[-5:] == ["dedup", "build_snapshot", "quality_checks", "promote", "build_summary"]
+    assert dag.get_task("transform").map_index_template == "{{ library_id }}"
+    assert {"library", "full", "max_shrink", "max_quarantine_rate"} <= set(dag.params.keys())
+    assert [asset.name for asset in dag.timetable.asset_condition.objects] == ["unioncat://landing"]
+
+
+@pytest.fixture()
+def province(shared_data, tmp_path, monkeypatch):
     from airflow.utils.db import initdb
+
+    from unioncat.airflow_env import ensure_pools
 
     sources = write_registry(
         tmp_path,
@@ -58,9 +87,69 @@ def test_both_dags_run_and_publish(dagbag, shared_data, tmp_path, monkeypatch):
     monkeypatch.setenv("UNIONCAT_SOURCES", str(sources))
     monkeypatch.setenv("UNIONCAT_DATA_DIR", str(tmp_path / "var"))
     initdb()
-    for dag_id in ("harvest_libraries", "build_catalogue"):
-        run = dagbag.dags[dag_id].test()
-        assert run.state == "success", dag_id
-    catalogue = tmp_path / "var" / "published" / "current" / "catalogue.duckdb"
-    con = duckdb.connect(str(catalogue), read_only=True)
-    assert con.execute("select count(*) from record_manifestation").fetchall()[0][0] == 12
+    ensure_pools()
+    return tmp_path
+
+
+def _run(dagbag, dag_id, **kwargs):
+    """dag.test() on a freshly parsed DAG: a run's conf stays in the DAG object's params."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    run = DagBag(dag_folder=str(REPO / "dags")).dags[dag_id].test(**kwargs)
+    return run, {ti.task_id + (f"[{ti.map_index}]" if ti.map_index >= 0 else ""): str(ti.state) for ti in run.get_task_instances()}
+
+
+def _current(folder):
+    snapshot = (folder / "var" / "published" / "current").resolve()
+    return snapshot, json.loads((snapshot / "manifest.json").read_text(encoding="utf-8"))
+
+
+def test_both_dags_run_publish_and_summarise(dagbag, province, capsys):
+    harvest_run, harvest_states = _run(dagbag, "harvest_libraries")
+    assert harvest_run.state == "success"
+    assert harvest_states["harvest_file[0]"] == harvest_states["harvest_file[1]"] == "success"
+    assert {harvest_states[f"harvest_{p}"] for p in ("oai", "sru", "z3950")} == {"skipped"}  # no such libraries
+    build_run, build_states = _run(dagbag, "build_catalogue")
+    assert build_run.state == "success", build_states
+    snapshot, manifest = _current(province)
+    con = duckdb.connect(str(snapshot / "catalogue.duckdb"), read_only=True)
+    assert con.execute("select count(*) from record_manifestation").fetchall()[0][0] == manifest["counts"]["records"] == 12
+    report = json.loads((province / "var" / "checks" / f"{manifest['snapshot_id']}.json").read_text(encoding="utf-8"))
+    assert report["results"] and all(line.startswith("ok") for line in report["results"])
+    out = capsys.readouterr().out
+    assert "harvest summary: 2 succeeded, 0 failed, 0 skipped" in out and "build summary: 2 succeeded" in out
+
+
+def test_a_failed_quality_check_keeps_the_previous_snapshot_current(dagbag, province, shared_data, capsys):
+    _run(dagbag, "harvest_libraries")
+    _run(dagbag, "build_catalogue")
+    before, _ = _current(province)
+    # C01's next export is mostly unreadable: far over the quarantine threshold.
+    shutil.copy(shared_data / "marc21" / "pymarc_tests" / "bad_records.mrc", province / "drops" / "C01" / "bad_records.mrc")
+    assert _run(dagbag, "harvest_libraries")[0].state == "success"
+    build_run, states = _run(dagbag, "build_catalogue")
+    assert build_run.state == "failed"
+    assert (states["build_snapshot"], states["quality_checks"], states["promote"]) == ("success", "failed", "upstream_failed")
+    assert _current(province)[0] == before
+    out = capsys.readouterr().out
+    assert "FAIL quarantine_rate" in out and "C01" in out and "current not switched" in out
+    assert _run(dagbag, "build_catalogue", run_conf={"max_quarantine_rate": 0.9})[0].state == "success"
+    assert _current(province)[0] != before
+
+
+def test_the_library_param_harvests_one_library(dagbag, province):
+    run, states = _run(dagbag, "harvest_libraries", run_conf={"library": "C01"})
+    assert run.state == "success"
+    assert [key for key, state in states.items() if key.startswith("harvest_file[")] == ["harvest_file[0]"]
+    assert not (province / "var" / "state" / "P01.json").exists()
+    assert _run(dagbag, "harvest_libraries", run_conf={"library": "NOPE"})[0].state == "failed"
+
+
+def test_rerunning_a_logical_date_publishes_the_same_content(dagbag, province):
+    logical_date = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    hashes = []
+    for _ in range(2):
+        for dag_id in ("harvest_libraries", "build_catalogue"):
+            assert _run(dagbag, dag_id, logical_date=logical_date)[0].state == "success"
+        hashes.append(_current(province)[1]["content_hash"])
+    assert hashes[0] == hashes[1]

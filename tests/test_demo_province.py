@@ -1,6 +1,8 @@
-"""The embedded default end to end (without Airflow; test_dags runs the DAGs):
-the committed registry's 102 libraries on the local library network, the
-generated province, the pipeline, and the generator's ground truth."""
+"""The embedded default end to end, as `unioncat demo` runs it: the committed
+registry's 102 libraries on the local library network, the generated
+province, both DAGs through dag.test(), and the generator's ground truth;
+then a library whose server is down fails alone while the catalogue is
+published with its previous data."""
 
 import csv
 from collections import defaultdict
@@ -12,13 +14,15 @@ from conftest import REPO
 from unioncat.demo import drops_root
 from unioncat.network.province import LibraryNetwork
 from unioncat.network.zebra import free_port
-from unioncat.pipeline import registry, run_all
+from unioncat.pipeline import registry
 from unioncat.province import write_demo_drops
 from unioncat.settings import Settings
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
+    from unioncat.airflow_env import run_dags_in_process
+
     folder = tmp_path_factory.mktemp("demo")
     # The committed registry, its network moved to free ports so that a running demo does not collide.
     text = (REPO / "sources.toml").read_text(encoding="utf-8")
@@ -26,9 +30,11 @@ def demo(tmp_path_factory):
     settings = Settings.resolve(folder / "sources.toml", folder / "var")
     libraries = list(registry(settings).enabled())
     summary = write_demo_drops(libraries, drops_root(settings, libraries), titles=300)
-    with LibraryNetwork(settings, libraries, drops_root(settings, libraries)):
-        failed = run_all(settings, progress=lambda _: None).failed
-    assert failed == {}
+    with pytest.MonkeyPatch.context() as env, LibraryNetwork(settings, libraries, drops_root(settings, libraries)):
+        env.setenv("UNIONCAT_SOURCES", str(settings.sources_path))
+        env.setenv("UNIONCAT_DATA_DIR", str(settings.data_dir))
+        states = run_dags_in_process(settings, progress=lambda _: None)
+    assert states == {"harvest_libraries": "success", "build_catalogue": "success"}
     con = duckdb.connect(str(settings.current_snapshot / "catalogue.duckdb"), read_only=True)
     return settings, summary, con
 
@@ -69,3 +75,26 @@ def test_holdings_are_shared_like_a_province(demo):
     assert widest >= 10 and shared > 50
     levels = dict(con.execute("select level, count(*) from library_stats where records > 0 group by level").fetchall())
     assert levels == {"province": 1, "city": 11, "county": 90}
+
+
+def test_a_library_whose_server_is_down_fails_alone_and_keeps_its_data(demo, capsys):
+    from unioncat.airflow_env import run_dags_in_process
+
+    settings, _, con = demo
+    down = "ZJ005"  # a Z39.50 library
+    held = con.execute("select count(*) from records where library_id = ?", [down]).fetchall()[0][0]
+    before = settings.current_snapshot.resolve()
+    serving = [lib for lib in registry(settings).enabled() if lib.id != down]
+    endpoint = next(lib.endpoint for lib in registry(settings).enabled() if lib.id == down)
+    text = settings.sources_path.read_text(encoding="utf-8")
+    settings.sources_path.write_text(text.replace(f'"{endpoint}"', f'"127.0.0.1:{free_port()}/{down}"'), encoding="utf-8")
+    with pytest.MonkeyPatch.context() as env, LibraryNetwork(settings, serving, drops_root(settings, serving)):
+        env.setenv("UNIONCAT_SOURCES", str(settings.sources_path))
+        env.setenv("UNIONCAT_DATA_DIR", str(settings.data_dir))
+        states = run_dags_in_process(settings, progress=print)
+    assert states == {"harvest_libraries": "failed", "build_catalogue": "success"}
+    out = capsys.readouterr().out
+    assert "harvest summary: 101 succeeded, 1 failed, 0 skipped" in out and f"{down}      failed" in out
+    assert settings.current_snapshot.resolve() != before
+    after = duckdb.connect(str(settings.current_snapshot / "catalogue.duckdb"), read_only=True)
+    assert after.execute("select count(*) from records where library_id = ?", [down]).fetchall()[0][0] == held > 0

@@ -12,6 +12,7 @@ replacement characters silently.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 
@@ -35,6 +36,20 @@ CODECS = {
 _MARC8_ESCAPE = b"\x1b"
 # Declared UTF-8 with a stray bad byte or two is kept (flagged); more is not UTF-8.
 MAX_REPLACED_BYTES = 3
+# Control characters are never catalogue text: a stray one makes the XML we publish invalid, an
+# ESC sequence in a title rewrites the terminal that prints it. Decoded fields lose them (the raw
+# record keeps them; the row is flagged). TAB/LF/CR stay; data fields keep 0x1F until split; the
+# non-sorting markers (U+0088/U+0089, U+0098/U+009C) stay for the title keys.
+_C1_CONTROLS = "\x7f-\x87\x8a-\x97\x99-\x9b\x9d-\x9f"
+_DATA_FIELD_CONTROLS = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1e{_C1_CONTROLS}]")
+_CONTROL_FIELD_CONTROLS = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f{_C1_CONTROLS}]")
+_CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1a\x1c\x7f]")  # in field bytes, besides 0x1B (MARC-8 escape)
+
+
+def has_control_characters(raw: RawRecord, decision: EncodingDecision) -> bool:
+    """Whether decoding drops control characters from this record (a stray 0x1F in a control field aside)."""
+    body = raw.data[24:-1]
+    return bool(_CONTROL_BYTES.search(body)) or (decision.encoding != "marc-8" and b"\x1b" in body)
 
 
 @dataclass(frozen=True)
@@ -112,6 +127,8 @@ def decide_encoding(raw: RawRecord, bibliographic_format: str, configured: str =
             raise RecordError("undecodable", f"bytes decode as GB18030 but only {share:.0%} of non-ASCII characters are Han; {declaration}")
         evidence = f"declared {declaration}" if declared == "gb18030" else f"{declaration}; detected: valid GB18030, {share:.0%} Han"
         return EncodingDecision("gb18030", evidence, 1.0 if declared == "gb18030" else round(share * 0.9, 2))
+    if declared == "gb18030":  # a GB record with broken bytes is not Cyrillic: guessing would garble it
+        raise RecordError("undecodable", f"declared {declaration} but the bytes are neither valid GB18030 nor UTF-8")
     cyrillic = _single_byte_cyrillic(data)
     if cyrillic:
         return cyrillic
@@ -141,7 +158,7 @@ def _single_byte_cyrillic(data: bytes) -> EncodingDecision | None:
 
 
 def _decoder(decision: EncodingDecision):
-    return lambda data: unicodedata.normalize("NFC", marc8_to_unicode(data, hide_utf8_warnings=True))
+    return lambda data: _CONTROL_FIELD_CONTROLS.sub("", unicodedata.normalize("NFC", marc8_to_unicode(data, hide_utf8_warnings=True)))
 
 
 def decode_record(raw: RawRecord, decision: EncodingDecision, wanted: frozenset[str] | None = None) -> MarcRecord:
@@ -161,9 +178,9 @@ def decode_record(raw: RawRecord, decision: EncodingDecision, wanted: frozenset[
             # 0x1F never occurs inside a UTF-8, GB18030 or single-byte character: split after decoding.
             text = raw_field.data.decode(codec, errors)
             if raw_field.is_control:
-                record.add(ControlField(raw_field.tag, text))
+                record.add(ControlField(raw_field.tag, _CONTROL_FIELD_CONTROLS.sub("", text)))
             else:
-                head, *chunks = text.split("\x1f")
+                head, *chunks = _DATA_FIELD_CONTROLS.sub("", text).split("\x1f")
                 record.add(DataField(raw_field.tag, (head + "  ")[:2], [(c[0], c[1:]) for c in chunks if c]))
     except (UnicodeDecodeError, ValueError, IndexError) as error:
         raise RecordError("undecodable", f"{decision.encoding}: {error}") from None

@@ -21,6 +21,7 @@ SUBFIELD_DELIMITER = b"\x1f"
 LEADER_LENGTH = 24
 DIRECTORY_ENTRY_LENGTH = 12
 MAX_RECORD_BYTES = 99_999
+MAX_UNLISTED_BYTES = 1_000  # real exports leave a few stray bytes after the last field, not thousands
 _DIRECTORY_ENTRY = re.compile(rb"([\x21-\x7e]{3})([0-9]{4})([0-9]{5})", re.DOTALL)
 
 
@@ -109,6 +110,9 @@ def parse_record(chunk: bytes) -> RawRecord:
         fields.append(RawField(tag.decode("latin-1"), chunk[start:end]))
     if not fields:
         raise RecordError("bad_directory", "record has no fields")
+    unlisted = body_length - max(int(offset) + int(length) for _, length, offset in entries)
+    if unlisted > MAX_UNLISTED_BYTES:  # a field over 9,999 bytes: its 4-digit length wrapped, its data would be cut
+        raise RecordError("bad_directory", f"{unlisted} bytes after the last field are in no directory entry (a field longer than 9,999 bytes?)")
     return RawRecord(leader, tuple(fields), chunk)
 
 

@@ -20,7 +20,7 @@ from lxml import etree
 
 from transforms import cnmarc, dublin_core, marc21
 from transforms.bibliographic import Description, Holding, to_row
-from transforms.encoding import EncodingDecision, decide_encoding, decode_record
+from transforms.encoding import EncodingDecision, decide_encoding, decode_record, has_control_characters
 from transforms.iso2709 import RecordError, parse_record, split_records
 from transforms.marc import ControlField, DataField, MarcRecord
 
@@ -121,7 +121,10 @@ def read_iso2709(data: bytes, *, library_id: str, run_id: str, syntax: str = "au
             raw = parse_record(chunk)
             fmt = bibliographic_format({f.tag for f in raw.fields}, syntax)
             decision = decide_encoding(raw, fmt, encoding)
-            yield _result(decode_record(raw, decision, _wanted(fmt)), fmt, chunk, decision, library_id, run_id)
+            result = _result(decode_record(raw, decision, _wanted(fmt)), fmt, chunk, decision, library_id, run_id)
+            if isinstance(result, Accepted) and has_control_characters(raw, decision):
+                result.row["quality_flags"] = sorted({*result.row["quality_flags"], "control_characters_removed"})
+            yield result
         except RecordError as error:
             yield Rejected(position, error.reason, error.detail, chunk)
 

@@ -8,8 +8,10 @@ when first imported, so the environment must be set before that.
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from collections import Counter
+from pathlib import Path
 
 from unioncat.settings import REPO_ROOT, Settings
 
@@ -37,6 +39,16 @@ def configure_embedded_airflow(settings: Settings) -> None:
     os.environ["UNIONCAT_DATA_DIR"] = str(settings.data_dir)
 
 
+def ensure_pools() -> None:
+    """Create (or resize) one pool per harvest protocol; a task in a missing pool never runs."""
+    from airflow.models.pool import Pool
+
+    from unioncat.orchestration import POOL_SLOTS, pool_name
+
+    for protocol, slots in POOL_SLOTS.items():
+        Pool.create_or_update_pool(pool_name(protocol), slots, f"concurrent {protocol} harvests", include_deferred=False)
+
+
 def run_dags_in_process(settings: Settings, run_conf: dict | None = None, progress=print) -> dict[str, str]:
     """Run harvest_libraries then build_catalogue with `dag.test()`; returns each run's state."""
     configure_embedded_airflow(settings)
@@ -45,6 +57,7 @@ def run_dags_in_process(settings: Settings, run_conf: dict | None = None, progre
     from airflow.utils.db import initdb
 
     initdb()
+    ensure_pools()
     bag = DagBag(dag_folder=str(REPO_ROOT / "dags"))
     if bag.import_errors:
         raise RuntimeError(f"DAG import errors: {bag.import_errors}")
@@ -60,3 +73,26 @@ def run_dags_in_process(settings: Settings, run_conf: dict | None = None, progre
             + (f"; failed: {', '.join(failed)}" if failed else "")
         )
     return states
+
+
+STANDALONE_PARALLELISM = "4"  # the default 32 starts 32 task workers (~2 GB); 4 is plenty for a demo
+
+
+def airflow_command(settings: Settings, args: list[str]) -> int:
+    """Run the `airflow` CLI with the project's configuration, e.g. `standalone`, `dags list`.
+
+    `standalone` first migrates the database and creates the harvest pools (a task
+    in a missing pool is never scheduled), then replaces this process."""
+    configure_embedded_airflow(settings)
+    os.environ.pop("AIRFLOW__LOGGING__LOGGING_LEVEL", None)  # the UI's task logs want INFO
+    os.environ.setdefault("AIRFLOW__CORE__PARALLELISM", STANDALONE_PARALLELISM)
+    if args[:1] == ["standalone"]:
+        from airflow.utils.db import initdb
+
+        initdb()
+        ensure_pools()
+        home = os.environ["AIRFLOW_HOME"]
+        print(f"airflow: UI and API on http://localhost:{os.environ.get('AIRFLOW__API__PORT', '8080')}; user admin, "
+              f"password in {home}/simple_auth_manager_passwords.json.generated", flush=True)
+    airflow = Path(sys.executable).with_name("airflow")
+    os.execv(str(airflow), [str(airflow), *args])

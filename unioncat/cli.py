@@ -8,6 +8,7 @@ $UNIONCAT_DATA_DIR and then to the repo's sources.toml and ./var.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Callable
@@ -88,6 +89,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
     from unioncat.pipeline import publish_snapshot
 
     settings = _settings(args)
+    if args.keep is not None:  # retention reads it when the snapshot is promoted
+        os.environ["UNIONCAT_KEEP_SNAPSHOTS"] = str(args.keep)
     summary = publish_snapshot(settings, _libraries(settings))
     print(summary.line())
     print(f"snapshot: {summary.path}")
@@ -120,29 +123,47 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _connect_current(settings: Settings):
-    import duckdb
+def _catalogue(settings: Settings, snapshot_id: str | None = None):
+    """A read-only connection to the published catalogue, held from retention while it is used."""
+    from warehouse.locks import SnapshotMissing, catalogue
 
-    catalogue = settings.current_snapshot / "catalogue.duckdb"
-    if not catalogue.exists():
-        raise SystemExit(f"no published catalogue at {catalogue}; run `unioncat run` first")
-    return duckdb.connect(str(catalogue), read_only=True)
+    try:
+        return catalogue(settings, snapshot_id)
+    except SnapshotMissing as error:
+        raise SystemExit(str(error)) from None
 
 
 def cmd_search(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    con = _connect_current(settings)
-    hits = con.execute("select * from search(?) limit ?", [args.text, args.limit]).fetchall()
-    if not hits:
-        print(f"no title matches {args.text!r}")
-        return EXIT_FAILED
-    for mid, title, subtitle, part, edition, publisher, year, isbn, n_libraries in hits:
-        label = " : ".join(p for p in (title, subtitle) if p) + (f" {part}" if part else "")
-        details = ", ".join(str(p) for p in (edition, publisher, year, isbn and f"ISBN {isbn}") if p)
-        print(f"{label}  ({details})  [{mid}]")
-        holders = con.execute("select name, copies from holders(?)", [mid]).fetchall()
-        names = "、".join(f"{name}×{copies}" if copies > 1 else name for name, copies in holders)
-        print(f"    held by {n_libraries} librar{'y' if n_libraries == 1 else 'ies'}: {names}")
+    with _catalogue(settings) as con:
+        hits = con.execute("select manifestation_id, title, subtitle, part_number, edition, publisher, year, isbn, n_libraries "
+                           "from search(?) limit ?", [args.text, args.limit]).fetchall()
+        if not hits:
+            print(f"no title matches {args.text!r}")
+            return EXIT_FAILED
+        for mid, title, subtitle, part, edition, publisher, year, isbn, n_libraries in hits:
+            label = " : ".join(p for p in (title, subtitle) if p) + (f" {part}" if part else "")
+            details = ", ".join(str(p) for p in (edition, publisher, year, isbn and f"ISBN {isbn}") if p)
+            print(f"{label}  ({details})  [{mid}]")
+            holders = con.execute("select name, copies from holders(?)", [mid]).fetchall()
+            names = "、".join(f"{name}×{copies}" if copies > 1 else name for name, copies in holders)
+            print(f"    held by {n_libraries} librar{'y' if n_libraries == 1 else 'ies'}: {names}")
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from warehouse.locks import SnapshotMissing, reading
+    from warehouse.report import regenerate_report
+
+    settings = _settings(args)
+    try:
+        with reading(settings, args.snapshot) as snapshot:
+            output = Path(args.output) if args.output else settings.data_dir / "reports" / f"{snapshot.name}.html"
+            regenerate_report(settings, snapshot, output)
+    except SnapshotMissing as error:
+        raise SystemExit(str(error)) from None
+    print(f"report of snapshot {snapshot.name}: {output}")
+    print(f"(the snapshot carries the report written when it was built: {snapshot / 'report.html'})")
     return EXIT_OK
 
 
@@ -184,6 +205,12 @@ def cmd_network(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_airflow(args: argparse.Namespace) -> int:
+    from unioncat.airflow_env import airflow_command
+
+    return airflow_command(_settings(args), args.airflow_args or ["--help"])
+
+
 def _print_catalogue_summary(settings: Settings) -> None:
     from warehouse.status import catalogue_summary
 
@@ -199,9 +226,11 @@ _EXAMPLES = {
     "run": "unioncat run --sources sources.toml --data-dir var",
     "status": "unioncat status --data-dir var",
     "search": "unioncat search 红楼梦 --data-dir var",
+    "report": "unioncat report --data-dir var --output /tmp/report.html",
     "demo": "unioncat demo --data-dir var",
     "eval": "unioncat eval --truth demo/drops/truth.csv --skip-label-prefix M-",
     "network": "unioncat network start   # then: unioncat run; unioncat network stop",
+    "airflow": "unioncat airflow standalone   # the Airflow UI on http://localhost:8080 with unioncat's DAGs",
 }
 
 
@@ -241,13 +270,19 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "transform":
             command.add_argument("--full", action="store_true", help="re-read every library even if its input is unchanged")
     _command(commands, "dedup", cmd_dedup, "group records of all libraries into manifestations")
-    _command(commands, "publish", cmd_publish, "write an immutable snapshot and switch published/current to it")
+    publish = _command(commands, "publish", cmd_publish, "write an immutable snapshot and switch published/current to it")
+    publish.add_argument("--keep", type=int, metavar="N",
+                         help="keep the newest N snapshots, prune older ones (default: $UNIONCAT_KEEP_SNAPSHOTS or 5)")
     run = _command(commands, "run", cmd_run, "all stages: harvest → transform → dedup → publish (incremental unless --full)")
     run.add_argument("--full", action="store_true", help="re-read every library even if its input is unchanged")
     _command(commands, "status", cmd_status, "per-library harvest state, record and quarantine counts, problems")
     search = _command(commands, "search", cmd_search, "find titles (Chinese or Western) in the published catalogue and list holding libraries")
     search.add_argument("text", help="words of the title, e.g. 红楼梦")
     search.add_argument("--limit", type=int, default=10, help="at most this many manifestations (default 10)")
+    report = _command(commands, "report", cmd_report,
+                      "write the data-quality and coverage report (HTML with charts) of a published snapshot")
+    report.add_argument("--snapshot", metavar="ID", help="snapshot id under published/ (default: current)")
+    report.add_argument("--output", metavar="FILE", help="where to write it (default: <data-dir>/reports/<snapshot id>.html)")
     demo = _command(commands, "demo", cmd_demo, "generate the demo province's file drops and run the pipeline through Airflow")
     demo.add_argument("--titles", type=int, default=2000, help="manifestations in the generated province (default 2000)")
     demo.add_argument("--no-airflow", action="store_true", help="run the stages directly instead of through Airflow's dag.test()")
@@ -260,6 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "start, stop or check the local library network (Zebra Z39.50/SRU, OAI-PMH) the registry points at")
     network.add_argument("action", choices=("start", "stop", "status", "serve"),
                          help="start/stop it in the background, status, or serve in the foreground")
+    airflow = _command(commands, "airflow", cmd_airflow,
+                       "run the airflow CLI with unioncat's configuration (e.g. standalone, dags list, dags trigger)")
+    airflow.add_argument("airflow_args", nargs=argparse.REMAINDER, metavar="ARGS", help="arguments for airflow, after unioncat's own options, e.g. standalone")
     return parser
 
 

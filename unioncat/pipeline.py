@@ -19,6 +19,7 @@ from harvesters import state as harvest_state
 from harvesters.errors import HarvestError
 from harvesters.landing import HarvestResult
 from transforms.stage import TransformSummary, transform_library
+from unioncat.host_limits import host_slot
 from unioncat.registry import Library, Registry, load_registry
 from unioncat.settings import Settings
 from warehouse.snapshot import PublishSummary, publish
@@ -43,13 +44,52 @@ HARVESTERS = {
 }
 
 
-def harvest_library(settings: Settings, library: Library, run_id: str, *, full: bool = False) -> HarvestResult:
-    """Harvest one library into the landing zone; failures are recorded, then raised."""
+def harvest_library(settings: Settings, library: Library, run_id: str, *, full: bool = False,
+                    since: datetime | None = None, progress: Progress = print) -> HarvestResult:
+    """Harvest one library into the landing zone; failures are recorded, then raised.
+
+    `since` re-harvests what changed from that moment on (the watermark is moved back to it);
+    file drops are compared by checksum and have no watermark. At most `UNIONCAT_HOST_SLOTS`
+    harvests talk to one server at once (`unioncat.host_limits`)."""
+    if since is not None:
+        rewind_watermark(settings, library, since)
+    run_id = landing_run_id(settings, library, run_id)
     try:
-        return HARVESTERS[library.protocol]().harvest(settings, library, run_id, full=full)
+        with host_slot(settings, library, progress=progress):
+            return HARVESTERS[library.protocol]().harvest(settings, library, run_id, full=full)
     except HarvestError as error:
         harvest_state.record_failure(settings, library.id, run_id, error)
         raise
+
+
+def landing_run_id(settings: Settings, library: Library, run_id: str) -> str:
+    """`run_id`, or `run_id.N` if its landing folder already exists and it is not the run being resumed.
+
+    Airflow keeps a run id when a task is cleared or a logical date is re-run; landing into the
+    folder of a committed run would overwrite pages its catalogue still replays."""
+    if (harvest_state.load(settings, library.id).get("in_progress") or {}).get("run_id") == run_id:
+        return run_id
+    candidate, attempt = run_id, 1
+    while (settings.landing_dir(library.id) / candidate).exists():
+        attempt += 1
+        candidate = f"{run_id}.{attempt}"
+    return candidate
+
+
+# How each protocol writes its watermark: OAI datestamps; Z39.50/SRU compare 005 (yyyymmddhhmmss).
+WATERMARK_FORMATS = {"oai": "%Y-%m-%dT%H:%M:%SZ", "sru": "%Y%m%d%H%M%S", "z3950": "%Y%m%d%H%M%S"}
+
+
+def rewind_watermark(settings: Settings, library: Library, since: datetime) -> None:
+    """Move the library's watermark back to `since` (never forward)."""
+    pattern = WATERMARK_FORMATS.get(library.protocol)
+    state = harvest_state.load(settings, library.id)
+    if pattern is None or state.get("watermark") is None:
+        return  # file drops have no watermark; a library never harvested gets everything anyway
+    wanted = since.astimezone(timezone.utc).strftime(pattern)
+    if wanted < state["watermark"]:
+        state["watermark"] = wanted
+        harvest_state.save(settings, library.id, state)
 
 
 def transform(settings: Settings, library: Library, *, full: bool = False) -> TransformSummary:

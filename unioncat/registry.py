@@ -27,6 +27,7 @@ _SCHEDULE_PRESETS = ("@once", "@hourly", "@daily", "@weekly", "@monthly", "@quar
 _TOML_TYPES = {str: "string", bool: "boolean", int: "integer", float: "float", list: "array", dict: "table"}
 
 _LIBRARY_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _CONN_ID = re.compile(r"[A-Za-z0-9_.-]{1,250}")
 _Z3950_ENDPOINT = re.compile(r"([A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\]):(\d{1,5})/\S+")
 _CREDENTIALS = re.compile(  # user:password@host, or password=... in a query string
@@ -227,6 +228,8 @@ def _value_problem(key: str, value: Any, protocol: Any) -> str | None:
         return f"{key!r} must be a {_TOML_TYPES[expected]}, got {actual} {value!r}"
     if expected is bool:
         return None
+    if _CONTROL_CHARACTER.search(value):
+        return f"{key!r} contains a control character {_CONTROL_CHARACTER.search(value)[0]!r} (values are printed and used in paths)"
     if key in REQUIRED_KEYS and not value.strip():
         return f"{key!r} must not be empty"
     if key in _CHOICES and value not in _CHOICES[key]:

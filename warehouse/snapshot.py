@@ -1,42 +1,85 @@
-"""Publish an immutable snapshot: Parquet files + manifest + DuckDB catalogue.
+"""Publish immutable snapshots: build one, promote it to `current`, prune old ones.
 
-The snapshot is built in a hidden temp folder under `published/`, renamed to
-`published/<snapshot_id>/` when complete, and only then is the
-`published/current` symlink switched (an atomic rename). A reader therefore
-sees the previous snapshot or the new one, never a half-written one.
+    build_snapshot(settings, libraries)  →  published/<id>/            (complete, read-only)
+    promote(settings, id)                →  published/current → <id>   (atomic), then retention
+    publish(settings, libraries)         =  build_snapshot + promote
+
+A quality gate (warehouse.checks) sits between the two halves: a snapshot that fails it stays
+in `published/<id>/` for inspection and never becomes `current`.
+
+Layout of `published/<id>/` (ARCHITECTURE.md "Published snapshot"):
+- `manifest.json`: id, parent, created_at, schema version, row counts, sha256 of every file,
+  what each file was built from (`files`), `content_hash`, per-library run ids;
+- `records.parquet/`, `holdings.parquet/`, `quarantine.parquet/`: one `<library_id>.parquet`
+  per library (pyarrow `pq.read_table(dir)`, DuckDB `read_parquet('records.parquet/*.parquet')`);
+- `libraries.parquet`, `manifestations.parquet`, `record_manifestation.parquet`, `works.parquet`,
+  `holdings_distribution.parquet`, `changes.parquet` (against the parent snapshot, see
+  warehouse.changes);
+- `catalogue.duckdb` (built by `sql/*.sql`), `report.html` (warehouse.report), `reader.lock`.
+
+Incremental: each data file records a fingerprint of its inputs (the staging or dedup file's
+sha256, the schema and writer versions). When the parent snapshot has the same file with the
+same fingerprint, the file is hard-linked from the parent instead of written: an unchanged
+library's records, holdings and quarantine are neither re-read nor rewritten, and cost no disk.
+Per-library files are what makes that possible (one changed library no longer rewrites the
+province); hard links are safe because published files are never modified (mode 0444).
+
+Deterministic: every file is written from rows in a total order with the same writer options,
+so the same inputs give the same bytes. `content_hash` covers the catalogue's content only:
+the checksums of the data files except `changes.parquet` (lineage, relative to the parent) and
+`libraries.parquet` (its run ids change with every harvest even when nothing new arrived),
+for which the libraries' descriptive columns count instead. `catalogue.duckdb` and
+`report.html` are derived and not byte-stable, so they are checksummed but not hashed.
+
+Crash safety: a snapshot is built in `published/.building-<id>/`, frozen, then renamed to
+`published/<id>/`; `current` is a symlink replaced atomically. One builder at a time holds
+`published/.publish.lock`; it removes what a killed builder left behind.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
-import shutil
-from dataclasses import dataclass
+import signal
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from harvesters import state as harvest_state
 from unioncat import atomic, schema
 from unioncat.registry import Library
 from unioncat.settings import REPO_ROOT, Settings
+from warehouse import changes, locks, retention
 
 SQL_DIR = REPO_ROOT / "sql"
 CATALOGUE = "catalogue.duckdb"
 MANIFEST = "manifest.json"
-DATA_FILES = (
-    "libraries.parquet",
-    "records.parquet",
-    "holdings.parquet",
-    "quarantine.parquet",
-    "manifestations.parquet",
-    "record_manifestation.parquet",
-    "holdings_distribution.parquet",
-    "changes.parquet",
-    "works.parquet",
-)
+REPORT = "report.html"
+# Bump when the layout or writer options change: files built by another writer are not reused.
+WRITER_VERSION = "2"
+ROW_GROUP_ROWS = 128 * 1024  # a scan reads whole row groups; per-library files mostly hold one
+
+# Per-library tables: staging file → `<table>.parquet/<library_id>.parquet`, sorted by these
+# columns (a stable sort: rows equal in them keep the staging file's order).
+LIBRARY_TABLES = {
+    "records": (schema.RECORDS, ("record_key",)),
+    "holdings": (schema.HOLDINGS, tuple(schema.HOLDINGS.names)),
+    "quarantine": (schema.QUARANTINE, ("library_id", "source", "position", "reason", "detail", "run_id")),
+}
+# Dedup's outputs, sorted by the column lookups filter on.
+DEDUP_TABLES = {
+    "manifestations": (schema.MANIFESTATIONS, ("manifestation_id",)),
+    "record_manifestation": (schema.RECORD_MANIFESTATION, ("record_key",)),
+    "works": (schema.WORKS, ("work_id",)),
+}
+# Files outside the content hash (see the module docstring).
+LINEAGE_FILES = ("changes.parquet", "libraries.parquet")
 
 
 @dataclass(frozen=True)
@@ -44,13 +87,14 @@ class PublishSummary:
     snapshot_id: str
     path: Path
     counts: dict
+    reused: tuple[str, ...] = field(default=(), compare=False)
 
     def line(self) -> str:
         counts = ", ".join(f"{k} {v:,}" for k, v in self.counts.items())
         return f"published {self.snapshot_id}: {counts}"
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -58,24 +102,77 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _new_snapshot_id(published: Path) -> str:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    snapshot_id, n = stamp, 1
-    while (published / snapshot_id).exists():
-        n += 1
-        snapshot_id = f"{stamp}-{n}"
-    return snapshot_id
+def _fingerprint(*parts: str) -> str:
+    return hashlib.sha256("\n".join((WRITER_VERSION, schema.SCHEMA_VERSION, *parts)).encode()).hexdigest()
 
 
-def _write(con: duckdb.DuckDBPyConnection, query: str, params: list, target: Path, table_schema: pa.Schema) -> int:
-    table = con.sql(query, params=params).to_arrow_table()
-    table = table.select(table_schema.names).cast(table_schema)
-    atomic.write_parquet(target, table.replace_schema_metadata({"unioncat.schema_version": schema.SCHEMA_VERSION}))
+def _file_fingerprint(path: Path) -> str:
+    return sha256_file(path) if path.exists() else "absent"
+
+
+def write_table(path: Path, table: pa.Table, table_schema: pa.Schema, table_name: str) -> int:
+    """The one way a snapshot's Parquet files are written: same schema, metadata and options."""
+    table = table.select(table_schema.names).cast(table_schema).combine_chunks()
+    metadata = {"unioncat.schema_version": schema.SCHEMA_VERSION, "unioncat.table": table_name}
+    atomic.write_parquet(path, table.replace_schema_metadata(metadata), row_group_size=ROW_GROUP_ROWS)
     return table.num_rows
 
 
-def _staged(settings: Settings, libraries: list[Library], name: str) -> list[str]:
-    return [str(p) for p in (settings.staging_dir(lib.id) / name for lib in libraries) if p.exists()]
+def read_manifest(snapshot: Path) -> dict:
+    return json.loads((snapshot / MANIFEST).read_text(encoding="utf-8"))
+
+
+class SnapshotWriter:
+    """Writes the files of one snapshot under construction, reusing the parent's unchanged ones."""
+
+    def __init__(self, folder: Path, parent: Path | None):
+        self.folder = folder
+        self.parent = parent
+        parent_manifest = read_manifest(parent) if parent else {}
+        self.parent_files: dict = parent_manifest.get("files", {})
+        self.parent_checksums: dict = parent_manifest.get("checksums", {})
+        self.files: dict[str, dict] = {}
+        self.checksums: dict[str, str] = {}
+        self.reused: list[str] = []
+        self.con = duckdb.connect()
+
+    def write(self, name: str, inputs: str | None, produce: Callable[[], pa.Table], table_schema: pa.Schema, table_name: str) -> int:
+        """Write `name` from `produce()`, or link the parent's file built from the same `inputs`
+        (None: never reuse, e.g. files that depend on the parent itself)."""
+        target = self.folder / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        previous = self.parent_files.get(name)
+        if inputs and previous and previous["inputs"] == inputs and self._link_from_parent(name):
+            rows = previous["rows"]
+            self.checksums[name] = self.parent_checksums[name]
+            self.reused.append(name)
+        else:
+            rows = write_table(target, produce(), table_schema, table_name)
+            self.checksums[name] = sha256_file(target)
+        self.files[name] = {"rows": rows, "inputs": inputs}
+        return rows
+
+    def _link_from_parent(self, name: str) -> bool:
+        source = self.parent / name
+        if name not in self.parent_checksums or not source.is_file():
+            return False
+        try:
+            os.link(source, self.folder / name)
+        except OSError:  # another file system, or links not allowed: write it instead
+            return False
+        return True
+
+    def query(self, sql: str, params: list) -> pa.Table:
+        return self.con.sql(sql, params=params).to_arrow_table()
+
+    @staticmethod
+    def sorted_parquet(path: Path, order: tuple[str, ...], table_schema: pa.Schema) -> Callable[[], pa.Table]:
+        if not path.exists():
+            return table_schema.empty_table
+        return lambda: pq.read_table(path).sort_by([(column, "ascending") for column in order])
+
+    def close(self) -> None:
+        self.con.close()
 
 
 def _library_rows(settings: Settings, libraries: list[Library]) -> pa.Table:
@@ -84,22 +181,69 @@ def _library_rows(settings: Settings, libraries: list[Library]) -> pa.Table:
             library_id=lib.id, name=lib.name, city=lib.city, level=lib.level, protocol=lib.protocol,
             run_id=harvest_state.load(settings, lib.id).get("last_success", {}).get("run_id"),
         )
-        for lib in libraries
+        for lib in sorted(libraries, key=lambda lib: lib.id)
     ]
     return pa.Table.from_pylist(rows, schema=schema.LIBRARIES)
 
 
-def _write_staged(con, settings, libraries, name: str, target: Path, table_schema: pa.Schema, order: str) -> int:
-    files = _staged(settings, libraries, name)
-    if not files:
-        atomic.write_parquet(target, table_schema.empty_table())
-        return 0
-    return _write(con, f"select * from read_parquet(?, union_by_name=true) order by {order}", [files], target, table_schema)
+def _write_library_tables(writer: SnapshotWriter, settings: Settings, libraries: list[Library]) -> dict[str, int]:
+    counts = dict.fromkeys(LIBRARY_TABLES, 0)
+    for library in sorted(libraries, key=lambda lib: lib.id):
+        for table, (table_schema, order) in LIBRARY_TABLES.items():
+            staged = settings.staging_dir(library.id) / f"{table}.parquet"
+            counts[table] += writer.write(
+                f"{table}.parquet/{library.id}.parquet", _fingerprint(table, _file_fingerprint(staged)),
+                writer.sorted_parquet(staged, order, table_schema), table_schema, table,
+            )
+    return counts
+
+
+def _write_dedup_tables(writer: SnapshotWriter, settings: Settings) -> dict[str, int]:
+    counts = {}
+    for table, (table_schema, order) in DEDUP_TABLES.items():
+        source = settings.dedup_dir / f"{table}.parquet"
+        counts[table] = writer.write(
+            f"{table}.parquet", _fingerprint(table, _file_fingerprint(source)),
+            writer.sorted_parquet(source, order, table_schema), table_schema, table,
+        )
+    return counts
+
+
+def _write_holdings_distribution(writer: SnapshotWriter, libraries_fingerprint: str) -> int:
+    folder = writer.folder
+    holdings = sorted(name for name in writer.files if name.startswith("holdings.parquet/"))
+    inputs = _fingerprint("holdings_distribution", libraries_fingerprint, writer.files["record_manifestation.parquet"]["inputs"],
+                          *(writer.files[name]["inputs"] for name in holdings))
+    query = """
+        select rm.manifestation_id, rm.library_id, l.city, l.level,
+               greatest(coalesce(sum(h.copies), 0), count(distinct rm.record_key))::integer as copies
+        from read_parquet(?) rm
+        join read_parquet(?) l using (library_id)
+        left join read_parquet(?) h using (record_key)
+        group by all order by manifestation_id, library_id
+    """
+    params = [str(folder / "record_manifestation.parquet"), str(folder / "libraries.parquet"), str(folder / "holdings.parquet" / "*.parquet")]
+    return writer.write("holdings_distribution.parquet", inputs, lambda: writer.query(query, params),
+                        schema.HOLDINGS_DISTRIBUTION, "holdings_distribution")
+
+
+def _libraries_fingerprint(libraries: pa.Table) -> str:
+    """The libraries as the catalogue describes them, without the run ids that change every harvest."""
+    rows = libraries.drop_columns(["run_id"]).to_pylist()
+    return hashlib.sha256(json.dumps(rows, ensure_ascii=False, sort_keys=True).encode()).hexdigest()
+
+
+def content_hash(checksums: dict[str, str], libraries_fingerprint: str) -> str:
+    covered = {name: digest for name, digest in checksums.items()
+               if name.endswith(".parquet") and name.split("/")[0] not in LINEAGE_FILES}
+    covered["libraries"] = libraries_fingerprint
+    return hashlib.sha256(json.dumps(covered, sort_keys=True).encode()).hexdigest()
 
 
 def build_catalogue(snapshot_dir: Path) -> None:
     """Run `sql/*.sql` in order on a fresh DuckDB file inside the snapshot."""
     path = snapshot_dir / CATALOGUE
+    path.unlink(missing_ok=True)
     con = duckdb.connect(str(path))
     try:
         con.execute(f"set file_search_path = '{snapshot_dir}'")
@@ -110,67 +254,102 @@ def build_catalogue(snapshot_dir: Path) -> None:
         con.close()
 
 
-def publish(settings: Settings, libraries: list[Library]) -> PublishSummary:
+def _crash_point(name: str) -> None:
+    """Fault injection for the crash tests: SIGKILL this process at the named step when
+    $UNIONCAT_PUBLISH_CRASH_AT names it (library_files, catalogue, renamed, symlink)."""
+    if os.environ.get("UNIONCAT_PUBLISH_CRASH_AT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _new_snapshot_id(published: Path) -> str:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    snapshot_id, n = stamp, 1
+    while (published / snapshot_id).exists() or (published / f".building-{snapshot_id}").exists():
+        n += 1
+        snapshot_id = f"{stamp}-{n}"
+    return snapshot_id
+
+
+def current_snapshot(settings: Settings) -> Path | None:
+    """The folder `published/current` points at, or None before the first promote."""
+    link = settings.current_snapshot
+    return link.resolve() if link.exists() else None
+
+
+def build_snapshot(settings: Settings, libraries: list[Library]) -> PublishSummary:
+    """Write a complete, read-only `published/<id>/` against the current snapshot; `current` is not switched."""
+    from warehouse.report import write_report
+
     published = settings.published_dir
     published.mkdir(parents=True, exist_ok=True)
-    parent = settings.current_snapshot.resolve() if settings.current_snapshot.exists() else None
-    snapshot_id = _new_snapshot_id(published)
-    build = published / f".building-{snapshot_id}"
-    shutil.rmtree(build, ignore_errors=True)
-    build.mkdir()
-    con = duckdb.connect()
-    counts = {"libraries": len(libraries)}
-    atomic.write_parquet(build / "libraries.parquet", _library_rows(settings, libraries))
-    counts["records"] = _write_staged(con, settings, libraries, "records.parquet", build / "records.parquet", schema.RECORDS, "record_key")
-    counts["holdings"] = _write_staged(con, settings, libraries, "holdings.parquet", build / "holdings.parquet", schema.HOLDINGS, "record_key")
-    counts["quarantine"] = _write_staged(con, settings, libraries, "quarantine.parquet", build / "quarantine.parquet", schema.QUARANTINE, "library_id, source, position")
-    # Dedup's outputs, with the lineage (added, updated, merged, split, deleted) against its previous run.
-    for name, table_schema in (
-        ("manifestations.parquet", schema.MANIFESTATIONS),
-        ("record_manifestation.parquet", schema.RECORD_MANIFESTATION),
-        ("works.parquet", schema.WORKS),
-        ("changes.parquet", schema.CHANGES),
-    ):
-        counts[name.removesuffix(".parquet")] = _write(con, "select * from read_parquet(?)", [str(settings.dedup_dir / name)], build / name, table_schema)
-    counts["holdings_distribution"] = _write(
-        con,
-        """
-        select rm.manifestation_id, rm.library_id, l.city, l.level,
-               greatest(coalesce(sum(h.copies), 0), count(distinct rm.record_key))::integer as copies
-        from read_parquet(?) rm
-        join read_parquet(?) l using (library_id)
-        left join read_parquet(?) h using (record_key)
-        group by all order by 1, 2
-        """,
-        [str(build / "record_manifestation.parquet"), str(build / "libraries.parquet"), str(build / "holdings.parquet")],
-        build / "holdings_distribution.parquet",
-        schema.HOLDINGS_DISTRIBUTION,
-    )
-    con.close()
-    build_catalogue(build)
-    checksums = {name: _sha256(build / name) for name in DATA_FILES}
-    atomic.write_json(
-        build / MANIFEST,
-        {
+    with locks.publishing(published):
+        locks.remove_abandoned(published)
+        parent = current_snapshot(settings)
+        snapshot_id = _new_snapshot_id(published)
+        build = published / f".building-{snapshot_id}"
+        build.mkdir()
+        writer = SnapshotWriter(build, parent)
+        try:
+            libraries_table = _library_rows(settings, libraries)
+            libraries_fingerprint = _libraries_fingerprint(libraries_table)
+            counts = {"libraries": writer.write("libraries.parquet", None, lambda: libraries_table, schema.LIBRARIES, "libraries")}
+            counts |= _write_library_tables(writer, settings, libraries)
+            _crash_point("library_files")
+            counts |= _write_dedup_tables(writer, settings)
+            counts["holdings_distribution"] = _write_holdings_distribution(writer, libraries_fingerprint)
+            counts["changes"] = writer.write("changes.parquet", None, lambda: changes.against_parent(writer.con, build, parent),
+                                             schema.CHANGES, "changes")
+        finally:
+            writer.close()
+        build_catalogue(build)
+        _crash_point("catalogue")
+        write_report(build, snapshot_id, parent)
+        created_at = harvest_state.now_iso()
+        atomic.write_json(build / MANIFEST, {
             "snapshot_id": snapshot_id,
             "parent": parent.name if parent else None,
-            "created_at": harvest_state.now_iso(),
+            "created_at": created_at,
             "schema_version": schema.SCHEMA_VERSION,
             "counts": counts,
-            "checksums": {**checksums, CATALOGUE: _sha256(build / CATALOGUE)},
-            "content_hash": hashlib.sha256("".join(checksums[n] for n in DATA_FILES).encode()).hexdigest(),
-            "library_runs": {lib.id: harvest_state.load(settings, lib.id).get("last_success", {}).get("run_id") for lib in libraries},
-        },
-    )
-    final = published / snapshot_id
-    os.replace(build, final)
-    switch_current(settings, snapshot_id)
-    return PublishSummary(snapshot_id, final, counts)
+            "files": writer.files,
+            "checksums": {**writer.checksums, CATALOGUE: sha256_file(build / CATALOGUE), REPORT: sha256_file(build / REPORT)},
+            "content_hash": content_hash(writer.checksums, libraries_fingerprint),
+            "library_runs": {row["library_id"]: row["run_id"] for row in libraries_table.to_pylist()},
+        })
+        locks.create_reader_lock(build)
+        locks.freeze(build)
+        final = published / snapshot_id
+        os.replace(build, final)
+        _crash_point("renamed")
+    return PublishSummary(snapshot_id, final, counts, tuple(writer.reused))
 
 
-def switch_current(settings: Settings, snapshot_id: str) -> None:
-    link = settings.current_snapshot
-    temp = link.with_name(f".current-{snapshot_id}")
-    temp.unlink(missing_ok=True)
-    os.symlink(snapshot_id, temp)
-    os.replace(temp, link)
+def promote(settings: Settings, snapshot_id: str, *, keep: int | None = None) -> list[str]:
+    """Switch `published/current` to a built snapshot atomically, then prune old snapshots
+    (keeping `keep`, default $UNIONCAT_KEEP_SNAPSHOTS or 5). Returns the ids pruned."""
+    published = settings.published_dir
+    target = published / snapshot_id
+    if not (target / MANIFEST).is_file():
+        raise FileNotFoundError(f"no complete snapshot {snapshot_id} in {published}")
+    with locks.publishing(published):
+        link = settings.current_snapshot
+        temp = link.with_name(f".current-{snapshot_id}")
+        temp.unlink(missing_ok=True)
+        os.symlink(snapshot_id, temp)
+        _crash_point("symlink")
+        os.replace(temp, link)
+        return retention.prune(published, snapshot_id, retention.keep_count(keep))
+
+
+def publish(settings: Settings, libraries: list[Library], *, keep: int | None = None) -> PublishSummary:
+    """Build a snapshot and make it current (no quality gate: the build DAG puts one in between)."""
+    summary = build_snapshot(settings, libraries)
+    promote(settings, summary.snapshot_id, keep=keep)
+    return summary
+
+
+def verify(snapshot: Path) -> list[str]:
+    """Files whose sha256 differs from the manifest's (or are missing): empty when the snapshot is intact."""
+    manifest = read_manifest(snapshot)
+    return [name for name, digest in sorted(manifest["checksums"].items())
+            if not (snapshot / name).is_file() or sha256_file(snapshot / name) != digest]

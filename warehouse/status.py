@@ -3,12 +3,11 @@ a summary of the published catalogue."""
 
 from __future__ import annotations
 
-import duckdb
-
 from harvesters import state as harvest_state
 from transforms.stage import read_summary
 from unioncat.registry import Library
 from unioncat.settings import Settings
+from warehouse import locks
 
 
 def library_status_rows(settings: Settings, libraries: list[Library]) -> list[dict]:
@@ -33,28 +32,25 @@ def library_status_rows(settings: Settings, libraries: list[Library]) -> list[di
 
 def catalogue_summary(settings: Settings, top: int = 5) -> str:
     """Where the catalogue is and how holdings are spread, as printable text."""
-    snapshot = settings.current_snapshot
-    catalogue = snapshot / "catalogue.duckdb"
-    if not catalogue.exists():
-        return "no catalogue published yet"
-    con = duckdb.connect(str(catalogue), read_only=True)
     try:
-        records, manifestations, shared, libraries, quarantined = con.execute(
-            """select (select count(*) from records), (select count(*) from manifestations),
-                      (select count(*) from manifestations where n_libraries > 1),
-                      (select count(*) from libraries), (select count(*) from quarantine)"""
-        ).fetchall()[0]
-        widest = con.execute(
-            "select title, coalesce(part_number, ''), n_libraries from manifestations order by n_libraries desc, manifestation_id limit ?", [top]
-        ).fetchall()
-        by_level = con.execute(
-            "select level, count(*), sum(manifestations), sum(unique_holdings) from library_stats group by level order by min(library_id)"
-        ).fetchall()
-    finally:
-        con.close()
+        with locks.reading(settings) as snapshot, locks.open_catalogue(snapshot) as con:
+            records, manifestations, shared, libraries, quarantined = con.execute(
+                """select (select count(*) from records), (select count(*) from manifestations),
+                          (select count(*) from manifestations where n_libraries > 1),
+                          (select count(*) from libraries), (select count(*) from quarantine)"""
+            ).fetchall()[0]
+            widest = con.execute(
+                "select title, coalesce(part_number, ''), n_libraries from manifestations order by n_libraries desc, manifestation_id limit ?", [top]
+            ).fetchall()
+            by_level = con.execute(
+                "select level, count(*), sum(manifestations), sum(unique_holdings) from library_stats group by level order by min(library_id)"
+            ).fetchall()
+    except locks.SnapshotMissing:
+        return "no catalogue published yet"
+    catalogue = snapshot / "catalogue.duckdb"
     lines = [
-        f"catalogue: {catalogue.resolve()}",
-        f"snapshot:  {snapshot.resolve()}",
+        f"catalogue: {catalogue}",
+        f"snapshot:  {snapshot}",
         f"{libraries} libraries, {records:,} records → {manifestations:,} manifestations; "
         f"{shared:,} held by more than one library; {quarantined:,} quarantined (see `unioncat status`)",
         "holdings by library level (libraries, manifestations held, unique holdings):",

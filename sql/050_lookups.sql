@@ -1,13 +1,4 @@
--- Lookups for analysts and the CLI. Titles are searched with contains() on
--- both the title as written and its normalised key, which works for Chinese
--- (no word segmentation needed) and for Western titles alike.
-
-CREATE MACRO search(text) AS TABLE
-SELECT m.manifestation_id, m.title, m.subtitle, m.part_number, m.edition, m.publisher, m.year, m.isbn, m.n_libraries
-FROM manifestations m
-WHERE contains(lower(m.title), lower(text))
-   OR contains(m.title_key, lower(replace(text, ' ', '')))
-ORDER BY m.n_libraries DESC, length(m.title), m.manifestation_id;
+-- Lookups for analysts and the CLI: a book by ISBN, and who holds a manifestation.
 
 -- ISBNs as people type them: ISBN-10 or -13, with or without hyphens.
 CREATE MACRO isbn_digits(raw) AS upper(regexp_replace(raw, '[^0-9Xx]', '', 'g'));
@@ -27,6 +18,7 @@ JOIN record_manifestation rm USING (record_key)
 JOIN manifestations m USING (manifestation_id)
 WHERE list_contains(r.isbn, isbn13(isbn));
 
+-- Province library first, then city, then county libraries.
 CREATE MACRO holders(mid) AS TABLE
 SELECT d.library_id, l.name, d.city, d.level, d.copies
 FROM holdings_distribution d

@@ -1,0 +1,43 @@
+"""Fixtures of the fault-injection suite: one real Zebra (Z39.50 + SRU) and one real OAI-PMH
+server, both holding the 300 real LoC records of the demo (faults.checks.LOC_FILE), started once
+for the session."""
+
+from __future__ import annotations
+
+import pytest
+
+from faults.checks import LOC_FILE
+from faults.stages import Baseline, run_baseline
+from unioncat.network.oai_server import OAIServer, RecordStore
+from unioncat.network.zebra import ZebraServer
+from unioncat.settings import Settings
+
+OAI_PAGE_SIZE = 25
+
+
+@pytest.fixture(scope="session")
+def loc_zebra(tmp_path_factory) -> ZebraServer:
+    with ZebraServer(tmp_path_factory.mktemp("zebra-faults"), {"LOC": [LOC_FILE]}) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def loc_oai() -> OAIServer:
+    store = RecordStore()
+    for n, record in enumerate(LOC_FILE.read_bytes().split(b"\x1d")[:-1]):
+        store.upsert(record + b"\x1d", f"{2019 + n % 3}-05-{1 + n % 28:02d}T10:00:00Z")
+    with OAIServer(store, page_size=OAI_PAGE_SIZE) as server:
+        yield server
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    return Settings(tmp_path / "sources.toml", tmp_path / "data")
+
+
+@pytest.fixture(scope="session")
+def province_baseline(tmp_path_factory) -> Baseline:
+    """Four file libraries of the demo generator run stage by stage, uninterrupted."""
+    baseline = run_baseline(tmp_path_factory.mktemp("province"))
+    yield baseline
+    baseline.runner.close()

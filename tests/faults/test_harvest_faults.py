@@ -1,0 +1,228 @@
+"""Every harvester against a misbehaving server: the run ends within a bounded time (small
+timeouts, deadlines and retry budgets; pytest-timeout marks, no wall-clock asserts) with either
+the complete catalogue or a HarvestError naming the library and the reason, and never with a
+partial page in the landing zone. After a failure the same harvest, the fault gone, completes
+with every record the server holds: records lost, 0.
+
+Faults already covered by the protocol tests are not repeated here (RELIABILITY.md lists them):
+OAI 503/429/reset/stall/truncate/404/repeated token/same page/oversize through
+tests/faulty_http.py, SRU cut/truncate/503/diagnostics and Z39.50 cut mid-present through
+tests/zebra_fixture.py."""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from typing import Callable
+
+import pytest
+
+from faults.checks import LOC_FILE, assert_landing_whole, catalogue_local_ids, served_local_ids
+from faults.proxy import FaultProxy, TcpFault
+from faulty_http import FaultyProxy, oversize, same_page, status
+from harvesters import files, oai, sru, z3950
+from harvesters.errors import HarvestError, RetryableHarvestError, TerminalHarvestError
+from harvesters.http import HttpPolicy
+from unioncat.network.zebra import ZebraServer, free_port
+from unioncat.registry import Library
+from zebra_fixture import TcpProxy
+
+pytestmark = pytest.mark.timeout(40)
+
+QUICK_HTTP = HttpPolicy(connect_timeout=1, read_timeout=1, max_bytes=4 << 20, attempts=2, backoff=0.01, max_wait=0.05, deadline=2)
+QUICK_Z3950 = z3950.Z3950Policy(timeout=1, page_records=50, deadline=2)
+
+
+@dataclass(frozen=True)
+class Harvester:
+    """One protocol's harvester pointed at a server on `port`."""
+
+    library_id: str
+    library: Callable[[int], Library]
+    harvest: Callable
+
+
+def _library(library_id: str, protocol: str, endpoint: str) -> Library:
+    return Library(library_id, "故障测试图书馆", "杭州", "city", protocol, endpoint, syntax="marc21")
+
+
+HARVESTERS = {
+    "z3950": Harvester("Z1", lambda port: _library("Z1", "z3950", f"127.0.0.1:{port}/LOC"),
+                       lambda settings, library, run_id: z3950.harvest(settings, library, run_id, policy=QUICK_Z3950)),
+    "sru": Harvester("S1", lambda port: _library("S1", "sru", f"http://127.0.0.1:{port}/LOC"),
+                     lambda settings, library, run_id: sru.harvest(settings, library, run_id, policy=sru.SruPolicy(QUICK_HTTP, 50))),
+    "oai": Harvester("O1", lambda port: _library("O1", "oai", f"http://127.0.0.1:{port}/oai"),
+                     lambda settings, library, run_id: oai.harvest(settings, library, run_id, policy=QUICK_HTTP)),
+}
+SERVED = served_local_ids()
+RETRYABLE = RetryableHarvestError
+COMPLETE = None
+
+# (protocol, fault, outcome): outcome None means the harvest completes despite the fault.
+TCP_FAULTS = [
+    ("z3950", TcpFault("drop"), (RETRYABLE, r"Connection lost")),
+    ("z3950", TcpFault("drop", after=30_000), (RETRYABLE, r"Decoding failed|Connection lost")),
+    ("z3950", TcpFault("reset", after=30_000), (RETRYABLE, r"ZOOM 1000[347]")),
+    ("z3950", TcpFault("stall", after=30_000), (RETRYABLE, r"Timeout \(ZOOM 10007\)")),
+    ("z3950", TcpFault("garbage"), (RETRYABLE, r"Decoding failed")),
+    ("z3950", TcpFault("garbage", after=30_000), (RETRYABLE, r"Decoding failed")),
+    ("z3950", TcpFault("trickle", after=30_000), (RETRYABLE, r"within the 2 s deadline")),
+    ("sru", TcpFault("drop"), (RETRYABLE, r"gave up after 2 attempts")),
+    ("sru", TcpFault("reset", after=20_000, times=1), COMPLETE),
+    ("sru", TcpFault("reset", after=20_000), (RETRYABLE, r"gave up after 2 attempts")),
+    ("sru", TcpFault("stall", after=20_000), (RETRYABLE, r"ReadTimeout")),
+    ("sru", TcpFault("garbage", after=20_000, times=1), COMPLETE),
+    ("sru", TcpFault("garbage", after=20_000, every=40_000), (RETRYABLE, r"fetched 2 times, the response is not XML")),
+    ("sru", TcpFault("trickle", after=20_000), (RETRYABLE, r"2 s deadline passed")),
+    ("oai", TcpFault("drop", times=1), COMPLETE),
+    ("oai", TcpFault("drop"), (RETRYABLE, r"gave up after 2 attempts")),
+    ("oai", TcpFault("stall", after=20_000), (RETRYABLE, r"ReadTimeout")),
+    ("oai", TcpFault("garbage", after=20_000, times=1), COMPLETE),
+    ("oai", TcpFault("garbage", after=20_000), (oai.MalformedPage, r"fetched twice, not well-formed XML")),
+    ("oai", TcpFault("trickle", after=20_000), (RETRYABLE, r"2 s deadline passed")),
+]
+
+# HTTP-level faults (tests/faulty_http.py) the SRU tests do not have yet; OAI has them all.
+HTTP_FAULTS = [
+    ("sru", status(503, retry_after="1", times=None), (RETRYABLE, r"gave up after 2 attempts \(HTTP 503\)")),
+    ("sru", status(500, match="startRecord=51", times=None), (RETRYABLE, r"HTTP 500")),
+    ("sru", oversize(8 << 20, match="startRecord=1&"), (TerminalHarvestError, r"exceeds the 4,194,304-byte cap")),
+    ("sru", same_page(match="maximumRecords=50", times=None), (TerminalHarvestError, r"from position 51, the server sent them from 1: it is looping")),
+]
+
+
+@pytest.fixture
+def upstream_port(request, loc_zebra, loc_oai) -> Callable[[str], int]:
+    return lambda protocol: int(loc_oai.url.split(":")[2].split("/")[0]) if protocol == "oai" else loc_zebra.port
+
+
+def _state(settings, library_id: str) -> dict:
+    path = settings.state_path(library_id)
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def check_outcome(settings, harvester: Harvester, library: Library, outcome) -> None:
+    """The faulted harvest completes with every record, or fails clearly without committing."""
+    if outcome is COMPLETE:
+        harvester.harvest(settings, library, "run1")
+        assert catalogue_local_ids(settings, harvester.library_id) == SERVED
+    else:
+        error_class, reason = outcome
+        with pytest.raises(error_class, match=reason) as raised:
+            harvester.harvest(settings, library, "run1")
+        assert isinstance(raised.value, HarvestError) and raised.value.library_id == harvester.library_id
+        assert str(raised.value).startswith(f"{harvester.library_id}: ")
+        assert "catalogue" not in _state(settings, harvester.library_id), "a failed first harvest committed pages"
+    assert_landing_whole(settings)
+
+
+def rerun_loses_nothing(settings, harvester: Harvester, library: Library) -> None:
+    harvester.harvest(settings, library, "run2")
+    assert catalogue_local_ids(settings, harvester.library_id) == SERVED
+    assert assert_landing_whole(settings) > 0
+
+
+@pytest.mark.parametrize("protocol, fault, outcome", TCP_FAULTS, ids=[f"{p}-{f}" for p, f, _ in TCP_FAULTS])
+def test_tcp_fault_ends_complete_or_in_a_clear_failure_and_the_rerun_loses_nothing(settings, upstream_port, protocol, fault, outcome):
+    harvester = HARVESTERS[protocol]
+    with FaultProxy(upstream_port(protocol)) as proxy:
+        library = harvester.library(proxy.port)
+        proxy.plan(fault)
+        check_outcome(settings, harvester, library, outcome)
+        assert proxy.faulted >= 1, "the fault never happened"
+        proxy.plan(None)
+        rerun_loses_nothing(settings, harvester, library)
+
+
+@pytest.mark.parametrize("protocol, fault, outcome", HTTP_FAULTS, ids=[f"{p}-{f.kind}" for p, f, _ in HTTP_FAULTS])
+def test_http_fault_ends_complete_or_in_a_clear_failure_and_the_rerun_loses_nothing(settings, loc_zebra, protocol, fault, outcome):
+    harvester = HARVESTERS[protocol]
+    with FaultyProxy(f"http://127.0.0.1:{loc_zebra.port}/LOC") as proxy:
+        proxy.plan(fault)
+        library = harvester.library(int(proxy.url.split(":")[2].split("/")[0]))
+        check_outcome(settings, harvester, library, outcome)
+        assert fault.applied >= 1
+        fault.times = fault.applied  # the fault is over
+        rerun_loses_nothing(settings, harvester, library)
+
+
+def test_zebrasrv_killed_mid_present_is_retryable_and_the_restarted_server_gives_every_record(settings, tmp_path):
+    port = free_port()
+    server = ZebraServer(tmp_path / "zebra", {"LOC": [LOC_FILE]}, port=port).start()
+    harvester = HARVESTERS["z3950"]
+    try:
+        with TcpProxy(port, delay=0.02) as slow:
+            library = harvester.library(slow.port)
+            outcome: list = []
+            harvest = threading.Thread(target=lambda: outcome.append(_attempt(harvester, settings, library)))
+            harvest.start()
+            _wait_for_pages(settings, harvester.library_id, 2, harvest)
+            server.stop()  # SIGTERM then SIGKILL to zebrasrv's process group, mid-present
+            harvest.join(30)
+        [error] = outcome
+        assert isinstance(error, RetryableHarvestError) and error.library_id == "Z1", error
+        assert 2 <= len(_state(settings, "Z1")["in_progress"]["pages"]) < len(SERVED) // 50
+        assert_landing_whole(settings)
+        server.start()
+        rerun_loses_nothing(settings, harvester, harvester.library(port))
+    finally:
+        server.stop()
+
+
+def _attempt(harvester: Harvester, settings, library: Library):
+    try:
+        return harvester.harvest(settings, library, "run1")
+    except HarvestError as error:
+        return error
+
+
+def _wait_for_pages(settings, library_id: str, pages: int, harvest: threading.Thread) -> None:
+    while len((_state(settings, library_id).get("in_progress") or {}).get("pages", [])) < pages:
+        assert harvest.is_alive(), "the harvest ended before the server could be killed"
+        harvest.join(0.01)
+
+
+# ---- file drops ------------------------------------------------------------------------------------
+
+
+def _file_library(tmp_path) -> Library:
+    drop = tmp_path / "drop"
+    drop.mkdir(exist_ok=True)
+    return Library("F1", "文件图书馆", "杭州", "county", "file", str(drop), syntax="marc21")
+
+
+def test_a_drop_file_that_vanishes_while_harvested_is_a_retryable_failure_of_the_library(settings, tmp_path, monkeypatch):
+    library = _file_library(tmp_path)
+    (tmp_path / "drop" / "catalogue.mrc").write_bytes(LOC_FILE.read_bytes())
+    listed = files.drop_files(library) + [tmp_path / "drop" / "gone.mrc"]  # listed, then removed by the library
+    monkeypatch.setattr(files, "drop_files", lambda _: listed)
+    with pytest.raises(RetryableHarvestError, match=r"^F1: drop file gone.mrc cannot be read: No such file"):
+        files.harvest(settings, library, "run1")
+    assert "catalogue" not in _state(settings, "F1")
+    monkeypatch.undo()
+    files.harvest(settings, library, "run2")
+    assert catalogue_local_ids(settings, "F1") == SERVED
+
+
+def test_a_drop_file_beyond_the_size_cap_is_refused_unread(settings, tmp_path):
+    library = _file_library(tmp_path)
+    (tmp_path / "drop" / "catalogue.mrc").write_bytes(LOC_FILE.read_bytes())
+    with pytest.raises(TerminalHarvestError, match=r"^F1: drop file catalogue.mrc: [\d,]+ bytes exceeds the 1,000-byte cap"):
+        files.harvest(settings, library, "run1", max_bytes=1000)
+    assert not (settings.data_dir / "landing").exists()
+
+
+def test_a_drop_file_caught_half_written_is_quarantined_then_complete_on_the_next_harvest(settings, tmp_path):
+    from transforms.stage import transform_library
+
+    library = _file_library(tmp_path)
+    whole = LOC_FILE.read_bytes()
+    (tmp_path / "drop" / "catalogue.mrc").write_bytes(whole[: len(whole) // 2])
+    files.harvest(settings, library, "run1")
+    half = transform_library(settings, library)
+    assert half.quarantine_reasons == {"truncated_record": 1} and 0 < half.records < len(SERVED)
+    (tmp_path / "drop" / "catalogue.mrc").write_bytes(whole)
+    files.harvest(settings, library, "run2")
+    complete = transform_library(settings, library)
+    assert complete.records == len(SERVED) and complete.quarantined == 0

@@ -1,0 +1,70 @@
+"""Credentials come from UNIONCAT_CONN_<ID> (or Airflow connections) and go nowhere else: a
+planted password is in no landed page, state file, staging or dedup file, snapshot file (the
+DuckDB catalogue's bytes included) and in nothing `unioncat run` and `unioncat status` print,
+also when a library with credentials fails."""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+
+import pytest
+
+from faults.checks import LOC_FILE, REPO
+from harvesters.errors import HarvestError, redact
+from unioncat.network.zebra import ZebraServer, free_port
+
+pytestmark = pytest.mark.timeout(180)
+
+Z3950_SECRET = "Zs3cret-9f1c2e"
+HTTP_SECRET = "Hs3cret-77ab04"
+ACCOUNTS = {"ZEB_CONN": ("harvester", Z3950_SECRET), "OAI_CONN": ("oaiuser", HTTP_SECRET), "SRU_CONN": ("sruuser", HTTP_SECRET),
+            "DOWN_CONN": ("downuser", HTTP_SECRET)}
+
+
+def forms(user: str, secret: str) -> list[bytes]:
+    """The secret as it could leak: plain, in UTF-16, and as an HTTP Basic credential."""
+    basic = base64.b64encode(f"{user}:{secret}".encode())
+    return [secret.encode(), secret.encode("utf-16-le"), basic]
+
+
+def registry(z3950_endpoint: str, oai_url: str, sru_url: str) -> str:
+    libraries = [("S01", "z3950", z3950_endpoint, "zeb_conn"), ("S02", "oai", oai_url, "oai_conn"),
+                 ("S03", "sru", sru_url, "sru_conn"), ("S04", "sru", f"http://127.0.0.1:{free_port()}/LOC", "down_conn")]
+    return "".join(f'[[library]]\nid = "{id_}"\nname = "密码测试{n}"\ncity = "杭州"\nlevel = "city"\nprotocol = "{protocol}"\n'
+                   f'endpoint = "{endpoint}"\nsyntax = "marc21"\nconn_id = "{conn}"\n\n'
+                   for n, (id_, protocol, endpoint, conn) in enumerate(libraries))
+
+
+def test_a_planted_password_is_in_no_output_and_no_file(tmp_path, loc_zebra, loc_oai):
+    with ZebraServer(tmp_path / "guarded", {"LOC": [LOC_FILE]}, accounts={"harvester": Z3950_SECRET}) as guarded:
+        sources = tmp_path / "sources.toml"
+        sources.write_text(registry(guarded.z3950_endpoint("LOC"), loc_oai.url, loc_zebra.sru_url("LOC")), encoding="utf-8")
+        env = {**os.environ, **{f"UNIONCAT_CONN_{name}": f"{user}:{secret}" for name, (user, secret) in ACCOUNTS.items()}}
+        common = ["--sources", str(sources), "--data-dir", str(tmp_path / "data")]
+        run = subprocess.run([sys.executable, "-m", "unioncat.cli", "run", *common], cwd=REPO, env=env,
+                             capture_output=True, timeout=150)
+        status = subprocess.run([sys.executable, "-m", "unioncat.cli", "status", *common], cwd=REPO, env=env,
+                                capture_output=True, timeout=60)
+    assert run.returncode == 1 and b"S04" in run.stderr, run.stderr.decode()  # only the library that is down failed
+    assert b"harvest failed" in status.stdout and b"S04" in status.stdout
+    files = [p for p in (tmp_path / "data").rglob("*") if p.is_file()]
+    assert any(p.name == "catalogue.duckdb" for p in files)
+    assert {"S01", "S02", "S03"} <= {p.parts[p.parts.index("landing") + 1] for p in files if "landing" in p.parts}
+    leaks = [(where, form) for user, secret in ACCOUNTS.values() for form in forms(user, secret)
+             for where, data in [("run output", run.stdout + run.stderr), ("status output", status.stdout + status.stderr),
+                                 *((str(p), p.read_bytes()) for p in files)]
+             if form in data]
+    assert leaks == []
+
+
+@pytest.mark.parametrize("message, shown", [
+    ("http://harvester:pw@opac.example.cn/oai: HTTP 500", "http://***@opac.example.cn/oai: HTTP 500"),
+    ("https://token@sru.example.cn:8080/db and ftp://a:b@c", "https://***@sru.example.cn:8080/db and ftp://***@c"),
+    ("127.0.0.1:210/LOC: Timeout", "127.0.0.1:210/LOC: Timeout"),
+])
+def test_error_messages_never_carry_credentials_in_urls(message, shown):
+    error = HarvestError("ZJ001", message)
+    assert str(error) == f"ZJ001: {shown}" and redact(message) == shown

@@ -1,0 +1,247 @@
+"""The published snapshot: layout contract, determinism and content hash, incremental reuse,
+changes against the parent, retention and reader locks (warehouse.snapshot, .locks, .retention)."""
+
+import json
+import os
+import stat
+import zlib
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from unioncat import schema
+from unioncat.cli import main
+from unioncat.pipeline import dedup, registry
+from warehouse import locks, retention
+from warehouse.snapshot import (DEDUP_TABLES, LIBRARY_TABLES, ROW_GROUP_ROWS, build_snapshot, promote, publish,
+                                read_manifest, verify)
+from warehouse_demo import LIBRARIES, copy_inputs, published_demo
+
+TOP_FILES = ["manifest.json", "libraries.parquet", "manifestations.parquet", "record_manifestation.parquet", "works.parquet",
+             "holdings_distribution.parquet", "changes.parquet", "catalogue.duckdb", "report.html", "reader.lock"]
+SORT_KEYS = {"records": ["record_key"], "manifestations": ["manifestation_id"], "record_manifestation": ["record_key"],
+             "works": ["work_id"], "holdings_distribution": ["manifestation_id", "library_id"]}
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    return published_demo(tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture()
+def inputs(demo, tmp_path):
+    """A private copy of the demo's stage outputs, nothing published yet."""
+    return copy_inputs(demo, tmp_path)
+
+
+def _libraries(settings):
+    return list(registry(settings).enabled())
+
+
+def _is_sorted(table: pa.Table, keys: list[str]) -> bool:
+    return table.equals(table.sort_by([(k, "ascending") for k in keys]))
+
+
+def test_snapshot_layout_follows_the_contract(demo):
+    snapshot = demo.current_snapshot.resolve()
+    for name in TOP_FILES:
+        assert (snapshot / name).is_file(), name
+    manifest = read_manifest(snapshot)
+    assert {"snapshot_id", "parent", "created_at", "schema_version", "counts", "checksums", "files", "content_hash",
+            "library_runs"} <= set(manifest)
+    assert manifest["snapshot_id"] == snapshot.name and manifest["schema_version"] == schema.SCHEMA_VERSION
+    assert set(manifest["library_runs"]) == set(LIBRARIES)
+    for table in LIBRARY_TABLES:
+        assert sorted(p.name for p in (snapshot / f"{table}.parquet").iterdir()) == sorted(f"{i}.parquet" for i in LIBRARIES)
+        assert pq.read_table(snapshot / f"{table}.parquet").num_rows == manifest["counts"][table]
+    assert verify(snapshot) == []
+    for name, entry in manifest["files"].items():
+        path = snapshot / name
+        metadata = pq.read_metadata(path)
+        assert metadata.num_rows == entry["rows"], name
+        assert metadata.metadata[b"unioncat.schema_version"] == schema.SCHEMA_VERSION.encode()
+        assert all(metadata.row_group(g).num_rows <= ROW_GROUP_ROWS for g in range(metadata.num_row_groups))
+        assert all(metadata.row_group(0).column(c).compression == "ZSTD" for c in range(metadata.num_columns)) or not entry["rows"]
+        table_name = metadata.metadata[b"unioncat.table"].decode()
+        if table_name in SORT_KEYS:
+            assert _is_sorted(pq.read_table(path), SORT_KEYS[table_name]), name
+    description = pq.read_schema(snapshot / "records.parquet" / "ZJ001.parquet").field("title_key").metadata[b"description"]
+    assert b"normalised" in description
+    assert manifest["counts"]["manifestations"] == pq.read_metadata(snapshot / "manifestations.parquet").num_rows
+    # Read-only for consumers.
+    for path in [snapshot, *snapshot.rglob("*")]:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode == (0o555 if path.is_dir() else 0o444), path
+    assert not list(snapshot.glob("*.wal")) and not list(demo.published_dir.glob(".building-*"))
+
+
+def test_catalogue_has_every_table_view_and_macro_with_comments(demo):
+    con = duckdb.connect(str(demo.current_snapshot / "catalogue.duckdb"), read_only=True)
+    objects = dict(con.execute("select table_name, comment from duckdb_tables() union all "
+                               "select view_name, comment from duckdb_views() where not internal").fetchall())
+    for name in ("libraries", "records", "holdings", "manifestations", "works", "record_manifestation", "holdings_distribution",
+                 "changes", "quarantine", "library_stats", "library_overlap", "city_coverage", "class_coverage", "search_index"):
+        assert objects.get(name), f"{name} missing or without a comment"
+    macros = {m for (m,) in con.execute("select function_name from duckdb_functions() where function_type like '%macro%'").fetchall()}
+    assert {"search", "find_isbn", "holders"} <= macros
+    assert con.execute("select count(*) from records").fetchall()[0][0] == read_manifest(demo.current_snapshot)["counts"]["records"]
+
+
+def test_distribution_views_agree_with_the_holdings(demo):
+    con = duckdb.connect(str(demo.current_snapshot / "catalogue.duckdb"), read_only=True)
+    held = {}
+    for mid, library in con.execute("select manifestation_id, library_id from holdings_distribution").fetchall():
+        held.setdefault(library, set()).add(mid)
+    overlap = {(a, b): (shared, jaccard, share) for a, b, shared, jaccard, share in con.execute(
+        "select library_a, library_b, shared, jaccard, share_of_a_held_by_b from library_overlap").fetchall()}
+    assert len(overlap) == len(LIBRARIES) * (len(LIBRARIES) - 1)
+    for (a, b), (shared, jaccard, share) in overlap.items():
+        both = held.get(a, set()) & held.get(b, set())
+        assert shared == len(both) == overlap[b, a][0]
+        assert jaccard == pytest.approx(len(both) / len(held[a] | held[b]), abs=1e-4)
+        assert share == pytest.approx(len(both) / len(held[a]), abs=1e-4)
+    assert any(s for s, _, _ in overlap.values())
+    cities = {c: (n, only) for c, n, only in con.execute("select city, manifestations, only_in_city from city_coverage").fetchall()}
+    assert set(cities) == {"杭州", "宁波", "温州"}
+    city_of = dict(con.execute("select library_id, city from libraries").fetchall())
+    by_city = {}
+    for library, mids in held.items():
+        by_city.setdefault(city_of[library], set()).update(mids)
+    for city, (n, only) in cities.items():
+        others = set().union(*(m for c, m in by_city.items() if c != city))
+        assert n == len(by_city[city]) and only == len(by_city[city] - others)
+    classes = con.execute("select class, manifestations from class_coverage").fetchall()
+    assert sum(n for _, n in classes) == con.execute("select count(*) from manifestations").fetchall()[0][0]
+    assert {"I", "K"} <= {c for c, _ in classes} and all(len(c) == 1 for c, _ in classes)
+    stats = con.execute("select sum(unique_holdings) from library_stats").fetchall()[0][0]
+    assert stats == con.execute("select count(*) from manifestations where n_libraries = 1").fetchall()[0][0]
+
+
+def test_republishing_unchanged_inputs_gives_the_same_content_hash(inputs, tmp_path):
+    libraries = _libraries(inputs)
+    first = publish(inputs, libraries)
+    second = publish(inputs, libraries)
+    one, two = read_manifest(first.path), read_manifest(second.path)
+    assert two["parent"] == first.snapshot_id and one["created_at"] <= two["created_at"]
+    assert one["content_hash"] == two["content_hash"]
+    # Nothing changed: every data file but the lineage is the parent's, linked, not rewritten.
+    expected = {n for n in one["files"] if n not in ("libraries.parquet", "changes.parquet")}
+    assert set(second.reused) == expected
+    assert all((first.path / n).stat().st_ino == (second.path / n).stat().st_ino for n in expected)
+    # The writer is deterministic: built afresh elsewhere (no parent to link from), the same bytes.
+    again = tmp_path / "again"
+    again.mkdir()
+    fresh = publish(copy_inputs(inputs, again), libraries)
+    three = read_manifest(fresh.path)
+    assert fresh.reused == () and three["parent"] is None
+    assert three["content_hash"] == one["content_hash"]
+    assert {n: three["checksums"][n] for n in expected} == {n: one["checksums"][n] for n in expected}
+
+
+def test_a_changed_library_alone_is_rewritten(inputs):
+    libraries = _libraries(inputs)
+    first = publish(inputs, libraries)
+    staged = inputs.staging_dir("ZJ013") / "records.parquet"
+    records = pq.read_table(staged)
+    pq.write_table(records.slice(1), staged)  # ZJ013 lost one record
+    second = publish(inputs, libraries)
+    rewritten = {n for n in read_manifest(second.path)["files"] if n not in second.reused}
+    assert rewritten == {"libraries.parquet", "changes.parquet", "records.parquet/ZJ013.parquet"}
+    assert read_manifest(second.path)["counts"]["records"] == read_manifest(first.path)["counts"]["records"] - 1
+    assert read_manifest(second.path)["content_hash"] != read_manifest(first.path)["content_hash"]
+    assert verify(second.path) == []
+
+
+def _change_set(path: Path) -> set[tuple]:
+    return {tuple(r.values()) for r in pq.read_table(path).to_pylist()}
+
+
+def _drop_records(settings, library_id: str, keep) -> None:
+    staged = settings.staging_dir(library_id) / "records.parquet"
+    table = pq.read_table(staged)
+    pq.write_table(table.filter(pa.array([keep(k) for k in table.column("record_key").to_pylist()])), staged)
+
+
+def test_changes_are_against_the_parent_snapshot_not_the_last_dedup_run(inputs):
+    libraries = _libraries(inputs)
+    dedup(inputs, libraries)  # dedup ran again on unchanged input: its own lineage is now empty
+    base = publish(inputs, libraries)
+    assert {c for c, *_ in _change_set(base.path / "changes.parquet")} == {"added"}
+    # One dedup run between two snapshots: our changes are dedup's lineage.
+    _drop_records(inputs, "ZJ001", lambda key: zlib.crc32(key.encode()) % 4 != 0)
+    dedup(inputs, libraries)
+    one_run = publish(inputs, libraries)
+    ours, dedups = _change_set(one_run.path / "changes.parquet"), _change_set(inputs.dedup_dir / "changes.parquet")
+    assert {c for c in ours if c[0] != "updated"} == {c for c in dedups if c[0] != "updated"}
+    assert {c for c in dedups if c[0] == "updated"} <= ours and {c[0] for c in ours} >= {"deleted", "updated"}
+    # Two dedup runs between two snapshots: dedup's lineage covers only the last run.
+    _drop_records(inputs, "ZJ002", lambda key: zlib.crc32(key.encode()) % 3 != 0)
+    dedup(inputs, libraries)
+    _drop_records(inputs, "ZJ003", lambda key: zlib.crc32(key.encode()) % 3 != 0)
+    dedup(inputs, libraries)
+    two_runs = publish(inputs, libraries)
+    ours = _change_set(two_runs.path / "changes.parquet")
+    assert not ours <= _change_set(inputs.dedup_dir / "changes.parquet")
+    old = {r["record_key"]: r["manifestation_id"] for r in pq.read_table(one_run.path / "record_manifestation.parquet").to_pylist()}
+    new = {r["record_key"]: r["manifestation_id"] for r in pq.read_table(two_runs.path / "record_manifestation.parquet").to_pylist()}
+    gone, fresh = set(old.values()) - set(new.values()), set(new.values()) - set(old.values())
+    assert gone and {old_id for change, _, old_id in ours if change in ("merged", "deleted")} == gone
+    assert {mid for change, mid, _ in ours if change in ("added", "split")} == fresh
+    for change, mid, old_id in ours:
+        if change == "updated":
+            assert mid == old_id and mid in set(old.values()) & set(new.values())
+        if change == "deleted":
+            assert not any(old[k] == old_id and k in new for k in old)
+
+
+def test_build_does_not_switch_current_until_promoted(inputs):
+    libraries = _libraries(inputs)
+    first = publish(inputs, libraries)
+    built = build_snapshot(inputs, libraries)
+    assert inputs.current_snapshot.resolve() == first.path and (built.path / "manifest.json").is_file()
+    assert read_manifest(built.path)["parent"] == first.snapshot_id
+    promote(inputs, built.snapshot_id)
+    assert inputs.current_snapshot.resolve() == built.path
+    with pytest.raises(FileNotFoundError):
+        promote(inputs, "no-such-snapshot")
+
+
+def test_retention_keeps_current_the_newest_and_what_readers_hold(inputs, monkeypatch):
+    libraries = _libraries(inputs)
+    ids = [publish(inputs, libraries, keep=10).snapshot_id for _ in range(3)]
+    with locks.reading(inputs, ids[0]):  # a reader holds the oldest
+        newest = publish(inputs, libraries, keep=2).snapshot_id
+        assert retention.snapshot_ids(inputs.published_dir) == [ids[0], ids[2], newest]
+    monkeypatch.setenv("UNIONCAT_KEEP_SNAPSHOTS", "2")
+    unpromoted = build_snapshot(inputs, libraries).snapshot_id  # newer than current: it counts as one of the newest
+    pruned = promote(inputs, newest)
+    assert pruned == [ids[0], ids[2]] and retention.snapshot_ids(inputs.published_dir) == [newest, unpromoted]
+    assert inputs.current_snapshot.resolve().name == newest
+    assert not list(inputs.published_dir.glob(".pruning-*"))
+    with pytest.raises(locks.SnapshotMissing):
+        with locks.reading(inputs, ids[0]):
+            pass
+    common = ["--sources", str(inputs.sources_path), "--data-dir", str(inputs.data_dir)]
+    assert main(["publish", "--keep", "1", *common]) == 0
+    assert retention.snapshot_ids(inputs.published_dir) == [inputs.current_snapshot.resolve().name]
+
+
+def test_keep_count_reads_the_environment(monkeypatch):
+    monkeypatch.delenv("UNIONCAT_KEEP_SNAPSHOTS", raising=False)
+    assert retention.keep_count() == retention.DEFAULT_KEEP
+    monkeypatch.setenv("UNIONCAT_KEEP_SNAPSHOTS", "3")
+    assert retention.keep_count() == 3 and retention.keep_count(7) == 7 and retention.keep_count(0) == 1
+
+
+def test_per_library_files_read_as_one_table(demo):
+    snapshot = demo.current_snapshot.resolve()
+    via_arrow = pq.read_table(snapshot / "records.parquet", columns=["record_key"]).column("record_key")
+    via_duckdb = duckdb.sql(f"select record_key from read_parquet('{snapshot}/records.parquet/*.parquet')").fetchall()
+    assert sorted(via_arrow.to_pylist()) == sorted(k for (k,) in via_duckdb)
+    assert pc.count_distinct(via_arrow).as_py() == len(via_arrow)
+    manifest = json.loads((snapshot / "manifest.json").read_text())
+    assert os.path.samefile(demo.current_snapshot, demo.published_dir / manifest["snapshot_id"])

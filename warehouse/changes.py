@@ -1,0 +1,68 @@
+"""`changes.parquet`: what changed between the parent snapshot and this one.
+
+Dedup's own lineage is relative to dedup's previous run, which is not the parent snapshot
+when dedup ran several times between two publishes (or a built snapshot was never promoted).
+So the changes are recomputed here from the two snapshots' `record_manifestation` and
+`manifestations`, with the same vocabulary as dedup (dedup.ids):
+- `added`: an id new in this snapshot none of whose records were in the parent;
+- `split`: an id new in this snapshot that took records of a parent manifestation (one row per
+  parent id it took records from);
+- `merged`: a parent id that is gone; its records are now mostly in `manifestation_id`;
+- `deleted`: a parent id that is gone with all of its records;
+- `updated`: an id in both whose records or fields (any column of manifestations) changed.
+With no parent every manifestation is `added`. When dedup ran once between the two snapshots
+the result equals dedup's lineage (plus `updated` rows for changes dedup does not count, such
+as a new golden record key).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+_ABSENT = "(select null::varchar as record_key, null::varchar as manifestation_id where false)"
+
+
+def _links(snapshot: Path | None) -> str:
+    path = snapshot / "record_manifestation.parquet" if snapshot else None
+    return f"read_parquet('{path}')" if path and path.exists() else _ABSENT
+
+
+def _rows(snapshot: Path | None) -> str:
+    path = snapshot / "manifestations.parquet" if snapshot else None
+    if path and path.exists():
+        return f"(select manifestation_id, md5(m::varchar) as sig from read_parquet('{path}') m)"
+    return "(select null::varchar as manifestation_id, null::varchar as sig where false)"
+
+
+def against_parent(con: duckdb.DuckDBPyConnection, snapshot: Path, parent: Path | None) -> pa.Table:
+    """Changes from `parent` (None: the first snapshot) to `snapshot`, as CHANGES rows, ordered."""
+    return con.sql(f"""
+        with old_links as (select record_key, manifestation_id as old_id from {_links(parent)}),
+             new_links as (select record_key, manifestation_id as new_id from {_links(snapshot)}),
+             old_ids as (select distinct old_id from old_links),
+             new_ids as (select distinct new_id from new_links),
+             overlap as (select old_id, new_id, count(*) as n from old_links join new_links using (record_key) group by all),
+             gone as (select old_id from old_ids where old_id not in (select new_id from new_ids)),
+             fresh as (select new_id from new_ids where new_id not in (select old_id from old_ids)),
+             kept as (select new_id as id from new_ids where new_id in (select old_id from old_ids)),
+             old_members as (select old_id as id, md5(string_agg(record_key, '|' order by record_key)) as members from old_links group by 1),
+             new_members as (select new_id as id, md5(string_agg(record_key, '|' order by record_key)) as members from new_links group by 1)
+        select 'merged' as change, arg_min(new_id, (-n, new_id)) as manifestation_id, old_id as old_manifestation_id
+        from overlap where old_id in (select old_id from gone) group by old_id
+        union all
+        select 'deleted', null, old_id from gone where old_id not in (select old_id from overlap)
+        union all
+        select 'split', new_id, old_id from overlap where new_id in (select new_id from fresh)
+        union all
+        select 'added', new_id, null from fresh where new_id not in (select new_id from overlap)
+        union all
+        select 'updated', id, id from kept
+        join old_members o using (id) join new_members n using (id)
+        left join {_rows(parent)} r_old on r_old.manifestation_id = id
+        left join {_rows(snapshot)} r_new on r_new.manifestation_id = id
+        where o.members <> n.members or r_old.sig is distinct from r_new.sig
+        order by change, coalesce(manifestation_id, old_manifestation_id), old_manifestation_id
+    """).to_arrow_table()
