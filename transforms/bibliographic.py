@@ -14,8 +14,9 @@ from transforms.isbn import normalise_issn, to_isbn13
 
 # Role words glued to names in 7XX $a or responsibility statements ("张三著").
 _ROLE_SUFFIX = re.compile(r"\s*(主编|编著|编译|编纂|编辑|整理|校注|注释|选编|原著|著|编|译|绘|撰|校|等)+$")
-_TRAILING_PUNCTUATION = re.compile(r"[\s/:;,.=]+$")
-_TRAILING_CHARS = frozenset("/:;,.=")
+_ROLE_LAST_CHARACTERS = frozenset("编著译纂辑理注释绘撰校等")
+_TRAILING_CHARS_TEXT = "/:;,.="
+_TRAILING_CHARS = frozenset(_TRAILING_CHARS_TEXT)
 # Control characters that must not reach display text; \x88/\x89 (NSB/NSE)
 # bracket non-sorting words in UNIMARC and are removed with their text for keys.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -63,8 +64,8 @@ def clean(value: str | None) -> str | None:
     if not value.isprintable():
         value = _CONTROL.sub("", value)
     value = value.strip()
-    if value and value[-1] in _TRAILING_CHARS:
-        value = _TRAILING_PUNCTUATION.sub("", value)
+    while value and value[-1] in _TRAILING_CHARS:
+        value = value.rstrip(_TRAILING_CHARS_TEXT).rstrip()
     return value or None
 
 
@@ -79,8 +80,13 @@ def sorting_form(title: str | None, nonfiling: int = 0) -> str | None:
 
 
 def strip_role(name: str) -> str:
-    stripped = _ROLE_SUFFIX.sub("", name.strip()).strip(" ,.;")
+    name = name.strip()
+    stripped = (_ROLE_SUFFIX.sub("", name) if name[-1:] in _ROLE_LAST_CHARACTERS else name).strip(" ,.;")
     return stripped or name.strip()
+
+
+def first(values: list[str]) -> str | None:
+    return clean(values[0]) if values else None
 
 
 def join(values: list[str], separator: str = " ; ") -> str | None:

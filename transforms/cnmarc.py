@@ -7,21 +7,12 @@ subfield codes ($A, $F) carry pinyin and are not read as data.
 
 from __future__ import annotations
 
-from transforms.bibliographic import Description, Holding, clean, join, sorting_form, strip_role
+from transforms.bibliographic import Description, Holding, clean, first, join, sorting_form, strip_role
 from transforms.marc import MarcRecord
 
 _NAME_TAGS = ("700", "701", "702", "710", "711", "712")
 TAGS = frozenset({"001", "005", "010", "011", "100", "101", "200", "205", "210", "215", "225", "606", "690", "905", "906", "AVA", *_NAME_TAGS})
 _GAZETTEER_ENDINGS = ("志", "志稿", "志略", "年鉴")
-
-
-def _values(record: MarcRecord, tag: str, code: str) -> list[str]:
-    return [v for f in record.get_fields(tag) for v in f.get_subfields(code) if v and v.strip()]
-
-
-def _first(record: MarcRecord, tag: str, code: str) -> str | None:
-    values = _values(record, tag, code)
-    return clean(values[0]) if values else None
 
 
 def _int(text: str | None) -> int | None:
@@ -35,10 +26,10 @@ def _material_type(record: MarcRecord, clc: list[str], title: str | None) -> str
         return "electronic"
     if leader[7] == "s":
         return "serial"
-    subjects = " ".join(_values(record, "606", "a"))
+    subjects = " ".join(record.values("606", "a"))
     if (title and title.endswith(_GAZETTEER_ENDINGS) and any(c.startswith("K29") for c in clc)) or "地方志" in subjects:
         return "gazetteer"
-    fixed = _first(record, "100", "a") or ""
+    fixed = first(record.values("100", "a")) or ""
     year = fixed[9:13]
     if leader[6] == "a" and year.isdigit() and int(year) < 1912:
         return "ancient_book"
@@ -70,7 +61,7 @@ def describe(record: MarcRecord) -> Description:
     title_field = record.get("200")
     raw_title = title_field.get("a") if title_field else None
     title = clean(raw_title)
-    clc = [clean(v) for v in _values(record, "690", "a")]
+    clc = [clean(v) for v in record.values("690", "a")]
     authors = []
     for tag in _NAME_TAGS:
         for name_field in record.get_fields(tag):
@@ -80,8 +71,8 @@ def describe(record: MarcRecord) -> Description:
     return Description(
         local_id=record.control("001"),
         datestamp=record.control("005"),
-        isbn_raw=_values(record, "010", "a"),
-        issn_raw=_values(record, "011", "a"),
+        isbn_raw=record.values("010", "a"),
+        issn_raw=record.values("011", "a"),
         title=title,
         sort_title=clean(sorting_form(raw_title)),
         subtitle=join(title_field.get_subfields("e"), " : ") if title_field else None,
@@ -89,15 +80,15 @@ def describe(record: MarcRecord) -> Description:
         part_name=join(title_field.get_subfields("i"), " ") if title_field else None,
         responsibility=join(title_field.get_subfields("f", "g")) if title_field else None,
         authors=authors,
-        edition=_first(record, "205", "a"),
-        publisher=_first(record, "210", "c"),
-        place=_first(record, "210", "a"),
-        date_text=_first(record, "210", "d") or (_first(record, "100", "a") or "")[9:13],
-        extent=_first(record, "215", "a"),
-        language=_first(record, "101", "a"),
+        edition=first(record.values("205", "a")),
+        publisher=first(record.values("210", "c")),
+        place=first(record.values("210", "a")),
+        date_text=first(record.values("210", "d")) or (first(record.values("100", "a")) or "")[9:13],
+        extent=first(record.values("215", "a")),
+        language=first(record.values("101", "a")),
         material_type=_material_type(record, [c for c in clc if c], title),
         clc=[c for c in clc if c],
-        subjects=[c for c in map(clean, _values(record, "606", "a")) if c],
-        series=_first(record, "225", "a"),
+        subjects=[c for c in map(clean, record.values("606", "a")) if c],
+        series=first(record.values("225", "a")),
         holdings=_holdings(record),
     )

@@ -44,12 +44,18 @@ _C1_CONTROLS = "\x7f-\x87\x8a-\x97\x99-\x9b\x9d-\x9f"
 _DATA_FIELD_CONTROLS = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1e{_C1_CONTROLS}]")
 _CONTROL_FIELD_CONTROLS = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f{_C1_CONTROLS}]")
 _CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1a\x1c\x7f]")  # in field bytes, besides 0x1B (MARC-8 escape)
+_UTF8_C1_CONTROLS = re.compile(rb"\xc2[\x80-\x87\x8a-\x97\x99-\x9b\x9d-\x9f]")
 
 
 def has_control_characters(raw: RawRecord, decision: EncodingDecision) -> bool:
-    """Whether decoding drops control characters from this record (a stray 0x1F in a control field aside)."""
+    """Whether decoding drops control characters from this record (a stray 0x1F
+    in a control field aside). Exact for UTF-8 and ASCII-compatible codecs but
+    for C1 controls, which only UTF-8 bytes show; `decode_record` looks for
+    those in the text of any other encoding."""
     body = raw.data[24:-1]
-    return bool(_CONTROL_BYTES.search(body)) or (decision.encoding != "marc-8" and b"\x1b" in body)
+    if _CONTROL_BYTES.search(body) or (decision.encoding != "marc-8" and b"\x1b" in body):
+        return True
+    return decision.encoding == "utf-8" and bool(_UTF8_C1_CONTROLS.search(body))
 
 
 @dataclass(frozen=True)
@@ -61,11 +67,10 @@ class EncodingDecision:
 
 
 def _unimarc_charset(raw: RawRecord) -> str | None:
-    for field in raw.fields:
-        if field.tag == "100":
-            for chunk in field.data.split(SUBFIELD_DELIMITER)[1:]:
-                if chunk[:1] == b"a" and len(chunk) >= 31:
-                    return chunk[27:31].decode("latin-1")
+    fixed_data = raw.first("100")
+    for chunk in (fixed_data or b"").split(SUBFIELD_DELIMITER)[1:]:
+        if chunk[:1] == b"a" and len(chunk) >= 31:
+            return chunk[27:31].decode("latin-1")
     return None
 
 
@@ -161,36 +166,44 @@ def _decoder(decision: EncodingDecision):
     return lambda data: _CONTROL_FIELD_CONTROLS.sub("", unicodedata.normalize("NFC", marc8_to_unicode(data, hide_utf8_warnings=True)))
 
 
-def decode_record(raw: RawRecord, decision: EncodingDecision, wanted: frozenset[str] | None = None) -> MarcRecord:
-    """Decode the fields whose tags are `wanted` (all when None)."""
+def decode_record(raw: RawRecord, decision: EncodingDecision, wanted: frozenset[str] | None = None,
+                  *, control_characters: bool = True) -> MarcRecord:
+    """Decode the fields whose tags are `wanted` (all when None). With
+    `control_characters=False` (what `has_control_characters` found for a UTF-8
+    record) data fields are not searched for them."""
     record = MarcRecord(raw.leader)
     try:
         if decision.encoding == "marc-8":  # escape state is per subfield: decode piece by piece
             decode = _decoder(decision)
-            for raw_field in raw.fields:
-                if wanted is None or raw_field.tag in wanted:
-                    _add_marc8_field(record, raw_field, decode)
+            for tag, data in zip(raw.tags, raw.datas):
+                if wanted is None or tag in wanted:
+                    _add_marc8_field(record, tag, data, decode)
             return record
         codec, errors = CODECS[decision.encoding], decision.errors
-        for raw_field in raw.fields:
-            if wanted is not None and raw_field.tag not in wanted:
+        dirty = control_characters or decision.encoding != "utf-8"
+        fields = record.fields
+        for tag, data in zip(raw.tags, raw.datas):
+            if wanted is not None and tag not in wanted:
                 continue
             # 0x1F never occurs inside a UTF-8, GB18030 or single-byte character: split after decoding.
-            text = raw_field.data.decode(codec, errors)
-            if raw_field.is_control:
-                record.add(ControlField(raw_field.tag, _CONTROL_FIELD_CONTROLS.sub("", text)))
+            text = data.decode(codec, errors)
+            if tag < "010" and tag.isdigit():
+                marc_field = ControlField(tag, _CONTROL_FIELD_CONTROLS.sub("", text))
             else:
-                head, *chunks = _DATA_FIELD_CONTROLS.sub("", text).split("\x1f")
-                record.add(DataField(raw_field.tag, (head + "  ")[:2], [(c[0], c[1:]) for c in chunks if c]))
+                marc_field = DataField(tag, _DATA_FIELD_CONTROLS.sub("", text) if dirty else text)
+            if tag in fields:
+                fields[tag].append(marc_field)
+            else:
+                fields[tag] = [marc_field]
     except (UnicodeDecodeError, ValueError, IndexError) as error:
         raise RecordError("undecodable", f"{decision.encoding}: {error}") from None
     return record
 
 
-def _add_marc8_field(record: MarcRecord, raw_field, decode) -> None:
-    if raw_field.is_control:
-        record.add(ControlField(raw_field.tag, decode(raw_field.data)))
+def _add_marc8_field(record: MarcRecord, tag: str, data: bytes, decode) -> None:
+    if tag < "010" and tag.isdigit():
+        record.add(ControlField(tag, decode(data)))
         return
-    head, *chunks = raw_field.data.split(SUBFIELD_DELIMITER)
+    head, *chunks = data.split(SUBFIELD_DELIMITER)
     subfields = [(chunk[:1].decode("latin-1"), decode(chunk[1:])) for chunk in chunks if chunk]
-    record.add(DataField(raw_field.tag, (head.decode("latin-1") + "  ")[:2], subfields))
+    record.add(DataField.from_subfields(tag, (head.decode("latin-1") + "  ")[:2], subfields))

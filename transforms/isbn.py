@@ -8,15 +8,20 @@ import unicodedata
 from functools import lru_cache
 
 _CANDIDATE = re.compile(r"(?<![0-9])(97[89][0-9]{9}[0-9]|[0-9]{9}[0-9X])(?![0-9X])")
+_ISSN = re.compile(r"[0-9]{7}[0-9X]")
+_SEPARATORS = re.compile(r"[\s\-‐‑–—]")
+_ISBN10_WEIGHTS = range(10, 1, -1)
+_ISBN13_WEIGHTS = (1, 3) * 6
 
 
 def _compact(text: str) -> str:
-    text = unicodedata.normalize("NFKC", text).upper()
-    return re.sub(r"[\s\-‐‑–—]", "", text)
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text)
+    return _SEPARATORS.sub("", text.upper())
 
 
 def isbn10_check_digit(first9: str) -> str:
-    check = -sum(int(d) * (10 - i) for i, d in enumerate(first9)) % 11
+    check = -sum(map(int.__mul__, map(int, first9), _ISBN10_WEIGHTS)) % 11
     return "X" if check == 10 else str(check)
 
 
@@ -25,8 +30,8 @@ def isbn10_is_valid(isbn: str) -> bool:
 
 
 def isbn13_check_digit(first12: str) -> str:
-    total = sum(int(c) * (1 if i % 2 == 0 else 3) for i, c in enumerate(first12))
-    return str((10 - total % 10) % 10)
+    total = sum(map(int.__mul__, map(int, first12), _ISBN13_WEIGHTS))
+    return str(-total % 10)
 
 
 def isbn13_is_valid(isbn: str) -> bool:
@@ -50,7 +55,7 @@ def to_isbn13(raw: str) -> str | None:
 
 def normalise_issn(raw: str) -> str | None:
     compact = _compact(raw)
-    match = re.search(r"[0-9]{7}[0-9X]", compact)
+    match = _ISSN.search(compact)
     if not match:
         return None
     issn = match.group()

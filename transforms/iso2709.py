@@ -46,9 +46,23 @@ class RawField:
 
 @dataclass(frozen=True, slots=True)
 class RawRecord:
+    """A record's leader and its fields' bytes, in directory order: `tags[i]`
+    names `datas[i]` (without its field terminator)."""
+
     leader: str
-    fields: tuple[RawField, ...]
+    tags: list[str]
+    datas: list[bytes]
     data: bytes  # the whole record as received
+
+    @property
+    def fields(self) -> tuple[RawField, ...]:
+        return tuple(map(RawField, self.tags, self.datas))
+
+    def first(self, tag: str) -> bytes | None:
+        for index, name in enumerate(self.tags):
+            if name == tag:
+                return self.datas[index]
+        return None
 
 
 def split_records(stream: bytes) -> Iterator[tuple[int, bytes]]:
@@ -88,15 +102,36 @@ def parse_record(chunk: bytes) -> RawRecord:
     directory_end = chunk.find(FIELD_TERMINATOR, LEADER_LENGTH)
     if directory_end == -1:
         raise RecordError("bad_directory", "no field terminator after the directory")
-    base_address = directory_end + 1  # the directory terminator is the reliable anchor, not leader/12-16
-    directory = chunk[LEADER_LENGTH:directory_end]
-    if len(directory) % DIRECTORY_ENTRY_LENGTH:
-        raise RecordError("bad_directory", f"directory length {len(directory)} is not a multiple of 12")
+    if (directory_end - LEADER_LENGTH) % DIRECTORY_ENTRY_LENGTH:
+        raise RecordError("bad_directory", f"directory length {directory_end - LEADER_LENGTH} is not a multiple of 12")
+    entries = _DIRECTORY_ENTRY.findall(chunk, LEADER_LENGTH, directory_end)
+    if len(entries) * DIRECTORY_ENTRY_LENGTH != directory_end - LEADER_LENGTH:
+        raise RecordError("bad_directory", f"unreadable directory entries in {chunk[LEADER_LENGTH:directory_end][:60]!r}")
+    if not entries:
+        raise RecordError("bad_directory", "record has no fields")
+    # the directory terminator is the reliable anchor, not leader/12-16
+    return _well_formed(leader, entries, chunk, directory_end + 1) or _by_directory(leader, entries, chunk, directory_end + 1)
+
+
+def _well_formed(leader: str, entries: list[tuple[bytes, bytes, bytes]], chunk: bytes, base_address: int) -> RawRecord | None:
+    """The common case, cheaply: every field ends with a terminator exactly where
+    the directory says (entries in order, lengths adding up to the body). None
+    when anything differs, for `_by_directory` to sort out."""
+    datas = chunk[base_address:-1].split(FIELD_TERMINATOR)
+    if len(datas) != len(entries) + 1 or datas.pop():
+        return None
+    offset = 0
+    for (_, length, start), data in zip(entries, datas):
+        if int(start) != offset or int(length) != len(data) + 1:
+            return None
+        offset += len(data) + 1
+    return RawRecord(leader, [tag.decode("latin-1") for tag, _, _ in entries], datas, chunk)
+
+
+def _by_directory(leader: str, entries: list[tuple[bytes, bytes, bytes]], chunk: bytes, base_address: int) -> RawRecord:
+    """Fields cut where the directory says, tolerating a missing terminator."""
     body_length = len(chunk) - 1 - base_address
-    entries = _DIRECTORY_ENTRY.findall(directory)
-    if len(entries) * DIRECTORY_ENTRY_LENGTH != len(directory):
-        raise RecordError("bad_directory", f"unreadable directory entries in {directory[:60]!r}")
-    fields = []
+    tags, datas = [], []
     for tag, length_text, offset_text in entries:
         length, offset = int(length_text), int(offset_text)
         if length == 0 or offset + length > body_length + 1:
@@ -107,13 +142,12 @@ def parse_record(chunk: bytes) -> RawRecord:
         end = start + length
         if chunk[end - 1] == 0x1E:
             end -= 1
-        fields.append(RawField(tag.decode("latin-1"), chunk[start:end]))
-    if not fields:
-        raise RecordError("bad_directory", "record has no fields")
+        tags.append(tag.decode("latin-1"))
+        datas.append(chunk[start:end])
     unlisted = body_length - max(int(offset) + int(length) for _, length, offset in entries)
     if unlisted > MAX_UNLISTED_BYTES:  # a field over 9,999 bytes: its 4-digit length wrapped, its data would be cut
         raise RecordError("bad_directory", f"{unlisted} bytes after the last field are in no directory entry (a field longer than 9,999 bytes?)")
-    return RawRecord(leader, tuple(fields), chunk)
+    return RawRecord(leader, tags, datas, chunk)
 
 
 def encode_record(record: pymarc.Record, encoding: str) -> bytes:

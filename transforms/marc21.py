@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from transforms.bibliographic import Description, Holding, clean, join, sorting_form, strip_role
+from transforms.bibliographic import Description, Holding, clean, first, join, sorting_form, strip_role
 from transforms.marc import MarcRecord
 
 _NAME_TAGS = ("100", "110", "111", "700", "710", "711")
@@ -12,15 +12,6 @@ TAGS = frozenset({
     "830", "852", "866", *_NAME_TAGS,
 })
 _MATERIAL_BY_LEADER = {"m": "monograph", "s": "serial", "i": "serial", "a": "monograph", "c": "monograph"}
-
-
-def _values(record: MarcRecord, tags: tuple[str, ...], codes: tuple[str, ...]) -> list[str]:
-    return [v for f in record.get_fields(*tags) for v in f.get_subfields(*codes) if v and v.strip()]
-
-
-def _first(record: MarcRecord, tags: tuple[str, ...], code: str) -> str | None:
-    values = _values(record, tags, (code,))
-    return clean(values[0]) if values else None
 
 
 def _material_type(record: MarcRecord) -> str:
@@ -51,7 +42,7 @@ def _nonfiling(title_field) -> int:
 
 def _language(record: MarcRecord) -> str | None:
     code = (record.control("008") or "")[35:38].strip()
-    return code or _first(record, ("041",), "a")
+    return code or first(record.values("041", "a"))
 
 
 def describe(record: MarcRecord) -> Description:
@@ -61,12 +52,12 @@ def describe(record: MarcRecord) -> Description:
         name = clean(" ".join(name_field.get_subfields("a", "b")))
         if name and strip_role(name) not in authors:
             authors.append(strip_role(name))
-    isbn_raw = _values(record, ("020",), ("a",))
+    isbn_raw = record.values("020", "a")
     return Description(
         local_id=record.control("001"),
         datestamp=record.control("005"),
         isbn_raw=isbn_raw,
-        issn_raw=_values(record, ("022",), ("a",)),
+        issn_raw=record.values("022", "a"),
         title=clean(title_field.get("a")) if title_field else None,
         sort_title=clean(sorting_form(title_field.get("a"), _nonfiling(title_field))) if title_field else None,
         subtitle=join(title_field.get_subfields("b"), " : ") if title_field else None,
@@ -74,15 +65,15 @@ def describe(record: MarcRecord) -> Description:
         part_name=join(title_field.get_subfields("p"), " ") if title_field else None,
         responsibility=join(title_field.get_subfields("c")) if title_field else None,
         authors=authors,
-        edition=_first(record, ("250",), "a"),
-        publisher=_first(record, ("260", "264"), "b"),
-        place=_first(record, ("260", "264"), "a"),
-        date_text=_first(record, ("260", "264"), "c") or (record.control("008") or "")[7:11],
-        extent=_first(record, ("300",), "a"),
+        edition=first(record.values("250", "a")),
+        publisher=first(record.values(("260", "264"), "b")),
+        place=first(record.values(("260", "264"), "a")),
+        date_text=first(record.values(("260", "264"), "c")) or (record.control("008") or "")[7:11],
+        extent=first(record.values("300", "a")),
         language=_language(record),
         material_type=_material_type(record),
-        clc=[c for c in map(clean, _values(record, ("050", "082"), ("a",))) if c],
-        subjects=[c for c in map(clean, _values(record, ("650",), ("a",))) if c],
-        series=_first(record, ("490", "830"), "a"),
+        clc=[c for c in map(clean, record.values(("050", "082"), "a")) if c],
+        subjects=[c for c in map(clean, record.values("650", "a")) if c],
+        series=first(record.values(("490", "830"), "a")),
         holdings=holdings(record),
     )

@@ -119,10 +119,11 @@ def read_iso2709(data: bytes, *, library_id: str, run_id: str, syntax: str = "au
     for position, chunk in split_records(data):
         try:
             raw = parse_record(chunk)
-            fmt = bibliographic_format({f.tag for f in raw.fields}, syntax)
+            fmt = bibliographic_format(set(raw.tags), syntax)
             decision = decide_encoding(raw, fmt, encoding)
-            result = _result(decode_record(raw, decision, _wanted(fmt)), fmt, chunk, decision, library_id, run_id)
-            if isinstance(result, Accepted) and has_control_characters(raw, decision):
+            controls = has_control_characters(raw, decision)
+            result = _result(decode_record(raw, decision, _wanted(fmt), control_characters=controls), fmt, chunk, decision, library_id, run_id)
+            if isinstance(result, Accepted) and controls:
                 result.row["quality_flags"] = sorted({*result.row["quality_flags"], "control_characters_removed"})
             yield result
         except RecordError as error:
@@ -148,9 +149,9 @@ def _xml_record(element) -> MarcRecord:
         elif name == "controlfield":
             record.add(ControlField(child.get("tag", ""), child.text or ""))
         elif name == "datafield":
-            subfields = [(sub.get("code", ""), sub.text or "") for sub in child if _local(sub.tag) == "subfield"]
+            subfields = [(sub.get("code") or " ", sub.text or "") for sub in child if _local(sub.tag) == "subfield"]
             indicators = ((child.get("ind1") or " ") + (child.get("ind2") or " "))[:2]
-            record.add(DataField(child.get("tag", ""), indicators, subfields))
+            record.add(DataField.from_subfields(child.get("tag", ""), indicators, subfields))
     return record
 
 
@@ -254,7 +255,7 @@ def read_aleph_sequential(data: bytes, *, library_id: str, run_id: str, syntax: 
             record.add(ControlField(tag, value.replace("^", " ")))
         elif tag.isdigit():
             subfields = [(chunk[:1], chunk[1:]) for chunk in value.split("$$")[1:] if chunk]
-            record.add(DataField(tag, (ind1 + ind2).replace("^", " "), subfields))
+            record.add(DataField.from_subfields(tag, (ind1 + ind2).replace("^", " "), subfields))
     decision = EncodingDecision("utf-8", "aleph sequential as UTF-8")
     for sysno, (number, record, lines) in records.items():
         raw = b"\n".join(lines)

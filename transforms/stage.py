@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from harvesters.landing import catalogue_pages
 from transforms.readers import Accepted, HoldingsRecord, Rejected, Tombstone, read_file
@@ -61,13 +62,24 @@ def read_summary(settings: Settings, library_id: str) -> dict | None:
 
 
 class _Replay:
-    """The library's catalogue as its pages are replayed in order."""
+    """The library's catalogue as its pages are replayed in order.
+
+    Rows are kept in columns, converted to Arrow every `BATCH_ROWS` rows, so a
+    library of a million records costs Arrow's bytes, not a million dicts; a
+    replaced or deleted row is only marked, and left out when the table is cut.
+    """
+
+    BATCH_ROWS = 50_000
 
     def __init__(self, library_id: str) -> None:
         self.library_id = library_id
-        self.records: dict[str, dict] = {}
-        self.holdings: dict[str, list[dict]] = {}
+        self.batches: list[pa.RecordBatch] = []
+        self.columns: dict[str, list] = {name: [] for name in schema.RECORDS.names}
+        self.rows = 0
+        self.position: dict[str, int] = {}  # record_key → row number of its live version
         self.origin: dict[str, Path] = {}
+        self.superseded: set[int] = set()
+        self.holdings: dict[str, list[dict]] = {}
         self.by_oai_identifier: dict[str, str] = {}
         self.quarantine: list[dict] = []
         self.updated = self.deleted = 0
@@ -80,7 +92,8 @@ class _Replay:
             self.reject(path, run_id, result.position, result.reason, result.detail, result.raw)
         elif isinstance(result, Tombstone):
             key = self.by_oai_identifier.pop(result.oai_identifier, None)
-            if key is not None and self.records.pop(key, None) is not None:
+            if key is not None and key in self.position:
+                self.superseded.add(self.position.pop(key))
                 self.holdings.pop(key, None)
                 self.deleted += 1
         elif isinstance(result, HoldingsRecord):
@@ -90,43 +103,76 @@ class _Replay:
             self._accept(path, run_id, result)
 
     def _holding_rows(self, key: str, holdings) -> list[dict]:
-        return [dict(record_key=key, library_id=self.library_id, **asdict(h)) for h in holdings]
+        return [dict(record_key=key, library_id=self.library_id, **vars(h)) for h in holdings]
 
     def _accept(self, path: Path, run_id: str, result: Accepted) -> None:
         row = result.row
         key = row["record_key"]
-        previous = self.records.get(key)
+        previous = self.position.get(key)
         if previous is not None:
+            self.superseded.add(previous)
             if self.origin[key] == path:  # the same id twice in one file: a real duplicate
-                self.reject(path, run_id, None, "duplicate_local_id", f"{key} appears again in {path.name}; the later record replaces this one", previous["raw"])
+                self.reject(path, run_id, None, "duplicate_local_id", f"{key} appears again in {path.name}; the later record replaces this one", self._raw(previous))
             else:
                 self.updated += 1
-        self.records[key] = row
-        self.origin[key] = path
+        if self.origin.get(key) != path:
+            self.origin[key] = path
+        self.position[key] = self.rows
+        for name, column in self.columns.items():
+            column.append(row[name])
+        self.rows += 1
+        if len(self.columns["raw"]) == self.BATCH_ROWS:
+            self._cut_batch()
         self.holdings[key] = self._holding_rows(key, result.holdings)
         if result.oai_identifier:
             self.by_oai_identifier[result.oai_identifier] = key
+
+    def _raw(self, row: int) -> bytes:
+        batch, index = divmod(row, self.BATCH_ROWS)
+        if batch < len(self.batches):
+            return self.batches[batch].column("raw")[index].as_py()
+        return self.columns["raw"][index]
+
+    def _cut_batch(self) -> None:
+        self.batches.append(pa.RecordBatch.from_pydict(self.columns, schema=schema.RECORDS))
+        for column in self.columns.values():
+            column.clear()
+
+    def records(self) -> pa.Table:
+        self._cut_batch()
+        table = pa.Table.from_batches(self.batches, schema=schema.RECORDS)
+        self.batches = []
+        if self.superseded:
+            live = [True] * self.rows
+            for row in self.superseded:
+                live[row] = False
+            table = table.filter(pa.array(live))
+        return table
 
     def holding_rows(self) -> list[dict]:
         return [h for key, rows in self.holdings.items() for h in rows]
 
 
-def quality_profile(records: list[dict], quarantine: list[dict]) -> dict:
+def quality_profile(records: pa.Table, quarantine: list[dict]) -> dict:
     """Per-library data quality, written with every transform."""
-    total = len(records) or 1
+    total = records.num_rows or 1
 
-    def share(predicate) -> float:
-        return round(sum(1 for r in records if predicate(r)) / total, 4)
+    def share(mask) -> float:
+        return round(pc.sum(mask).as_py() / total, 4) if records.num_rows else 0.0
 
+    def counts(array) -> dict:
+        return {item["values"]: item["counts"] for item in pc.value_counts(array).to_pylist()}
+
+    encodings = pc.binary_join_element_wise(records["source_encoding"], records["encoding_evidence"], ": ", null_handling="replace", null_replacement="None")
     return {
-        "with_isbn": share(lambda r: r["isbn_raw"]),
-        "with_valid_isbn": share(lambda r: r["isbn"]),
-        "with_year": share(lambda r: r["year"] is not None),
-        "with_class": share(lambda r: r["clc"]),
-        "formats": dict(Counter(r["source_format"] for r in records)),
-        "encodings": dict(Counter(f"{r['source_encoding']}: {r['encoding_evidence']}" for r in records)),
-        "material_types": dict(Counter(r["material_type"] for r in records)),
-        "quality_flags": dict(Counter(flag for r in records for flag in r["quality_flags"])),
+        "with_isbn": share(pc.greater(pc.list_value_length(records["isbn_raw"]), 0)),
+        "with_valid_isbn": share(pc.greater(pc.list_value_length(records["isbn"]), 0)),
+        "with_year": share(pc.is_valid(records["year"])),
+        "with_class": share(pc.greater(pc.list_value_length(records["clc"]), 0)),
+        "formats": counts(records["source_format"]),
+        "encodings": counts(encodings),
+        "material_types": counts(records["material_type"]),
+        "quality_flags": counts(pc.list_flatten(records["quality_flags"])),
         "quarantine_by_reason": dict(Counter(q["reason"] for q in quarantine)),
     }
 
@@ -148,13 +194,13 @@ def transform_library(settings: Settings, library: Library, *, full: bool = Fals
         for result in read_file(path, library_id=library.id, run_id=run_id, syntax=library.syntax, encoding=library.encoding):
             replay.apply(path, run_id, result)
 
-    records = list(replay.records.values())
+    records = replay.records()
     holding_rows = replay.holding_rows()
-    atomic.write_parquet(staging / "records.parquet", pa.Table.from_pylist(records, schema=schema.RECORDS))
+    atomic.write_parquet(staging / "records.parquet", records)
     atomic.write_parquet(staging / "holdings.parquet", pa.Table.from_pylist(holding_rows, schema=schema.HOLDINGS))
     atomic.write_parquet(staging / "quarantine.parquet", pa.Table.from_pylist(replay.quarantine, schema=schema.QUARANTINE))
     summary = TransformSummary(
-        library.id, fingerprint, files=len(paths), records=len(records), updated=replay.updated, deleted=replay.deleted,
+        library.id, fingerprint, files=len(paths), records=records.num_rows, updated=replay.updated, deleted=replay.deleted,
         holdings=len(holding_rows), quarantined=len(replay.quarantine),
         quarantine_reasons=dict(Counter(q["reason"] for q in replay.quarantine)),
         profile=quality_profile(records, replay.quarantine),
