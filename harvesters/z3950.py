@@ -22,6 +22,10 @@ next to the state file. Every page is checkpointed with the next position,
 the hit count and the 001 of its last record: a rerun repeats the search and
 goes on from there, unless the hit count changed or the record before that
 position is no longer the same one, in which case the search starts over.
+A page whose records (001 and 005, in order) are those of an earlier page of
+the same search means the server is looping (the same page for ever, or a cycle
+of pages): a terminal error, raised before the page is landed. The hit count
+alone would end such a harvest "complete" with records missing.
 
 Z39.50 specifics: the record syntax is negotiated from `library.syntax`
 (cnmarc/unimarc -> UNIMARC, marc21 -> USMARC), no character set is
@@ -33,6 +37,7 @@ present, concatenated as received (`NNNNNN.mrc`).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -211,24 +216,30 @@ def _present(run: HarvestRun, server: SearchServer, query: str, page_records: in
 def _present_once(run: HarvestRun, server: SearchServer, query: str, page_records: int, position: dict) -> list[Stamp]:
     hits = server.search(query)
     checkpoint = run.progress
+    sent: dict[bytes, int] = {}  # digest of each page's stamps → its position: a server sending pages again is caught
+    stamps: list[Stamp] = []
     if run.pages and checkpoint.get("hits") == hits and _still_at(server, checkpoint):
         start = checkpoint["next"]
-        stamps = [stamp for page in run.pages for stamp in server.stamps((run.settings.data_dir / page).read_bytes())]
+        for page in run.pages:
+            landed = server.stamps((run.settings.data_dir / page).read_bytes())
+            sent.setdefault(_page_digest(landed), len(stamps))
+            stamps += landed
     else:
         run.pages.clear()
-        start, stamps = 0, []
+        start = 0
     number = _last_page_number(run)
-    previous: list[Stamp] | None = None  # the last page's stamps: a server sending the same page for ever is caught
     while start < hits:
         page = server.fetch(start, min(page_records, hits - start))
         if page.hits is not None and page.hits != hits:
             raise ResultSetChanged(f"{hits} hits became {page.hits}")
         if page.next <= start:
             raise RetryableHarvestError(run.library.id, f"the server returned no records at position {start + 1} of {hits}")
-        if page.stamps == previous and any(local_id for local_id, _ in page.stamps):
-            raise TerminalHarvestError(run.library.id, f"the server sent the same {len(page.stamps)} records again at position "
-                                                       f"{start + 1} of {hits}: it is looping")
-        previous = page.stamps
+        if any(local_id for local_id, _ in page.stamps):  # a page of records without 001 cannot be told from another
+            digest = _page_digest(page.stamps)
+            if digest in sent:
+                raise TerminalHarvestError(run.library.id, f"the server sent the {len(page.stamps)} records of position {sent[digest] + 1} "
+                                                           f"again at position {start + 1} of {hits}: it is looping")
+            sent[digest] = start
         number += 1
         landed = run.land(f"{number:06d}.{server.suffix}", page.data)
         if page.received is not None:
@@ -237,6 +248,10 @@ def _present_once(run: HarvestRun, server: SearchServer, query: str, page_record
         start = page.next
         run.checkpoint(landed, next=start, hits=hits, last_id=page.stamps[-1][0] if page.stamps else None, **position)
     return stamps
+
+
+def _page_digest(stamps: list[Stamp]) -> bytes:
+    return hashlib.blake2b(repr(stamps).encode("utf-8", "surrogateescape"), digest_size=16).digest()
 
 
 def _still_at(server: SearchServer, checkpoint: dict) -> bool:

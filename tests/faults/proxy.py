@@ -17,6 +17,15 @@ unchanged; `skip` connections are passed through first, then `times` connections
   with `every`, again every `every` bytes (a kept-alive HTTP connection carries many answers);
 - `trickle`: the answer is forwarded one byte every `interval` seconds (a server that never stalls
   long enough for a read timeout, but never finishes).
+Z39.50 faults read the stream as BER-framed APDUs and rewrite whole APDUs, so that the client decodes every one of them:
+- `replay_present`: server → client, a server presenting the same records for ever: the first
+  `cycle` presentResponses pass, every later one is replaced by one of them in turn (`cycle=1`:
+  the first page again and again; `cycle=2`: pages 1, 2, 1, 2, ...); ZOOM files the replayed
+  records under the positions it asked for, as it would a real server's;
+- `uncapped_init`: client → server, a server ignoring the message and record size the client
+  asked for: the initRequest's preferredMessageSize and exceptionalRecordSize are raised to
+  `UNCAPPED` before the server reads them.
+`rewritten` counts the APDUs these two changed.
 A stopping proxy ends its stalls and trickles at once.
 """
 
@@ -30,6 +39,11 @@ from dataclasses import dataclass
 
 HOST = "127.0.0.1"
 GARBAGE = b"\x00<\xff\xfe&#1;>]]>\x1b" * 64
+INIT_REQUEST, PRESENT_RESPONSE = 0xB4, 0xB9  # Z39.50 PDU choices [20] and [25], constructed, context-specific
+PREFERRED_MESSAGE_SIZE, EXCEPTIONAL_RECORD_SIZE = 0x85, 0x86  # initRequest members [5] and [6], primitive INTEGER
+UNCAPPED = 64 << 20
+APDU_FAULTS = frozenset({"replay_present", "uncapped_init"})
+REQUEST_FAULTS = frozenset({"uncapped_init"})  # faults on the client → server stream
 
 
 @dataclass(frozen=True)
@@ -41,8 +55,11 @@ class TcpFault:
     length: int = 256
     interval: float = 0.2
     every: int | None = None
+    cycle: int = 1  # replay_present: how many distinct presentResponses are replayed in turn
 
     def __str__(self) -> str:
+        if self.kind in APDU_FAULTS:
+            return self.kind + (f"-cycle{self.cycle}" if self.kind == "replay_present" else "")
         return f"{self.kind}@{self.after}" + (f"every{self.every}" if self.every else "") + (f"x{self.times}" if self.times else "")
 
 
@@ -58,6 +75,59 @@ def _garbled(chunk: bytes, offset: int, fault: TcpFault) -> bytes:
     return bytes(out)
 
 
+def _ber_element(buffer: bytes | bytearray, at: int = 0) -> tuple[int, int, int] | None:
+    """(end of the tag, start of the contents, end) of the BER element at `at`; None while the
+    buffer does not hold it whole. Definite and indefinite lengths (Zebra sends records in
+    indefinite-length EXTERNALs)."""
+    i = at + 1
+    if i > len(buffer):
+        return None
+    if buffer[at] & 0x1F == 0x1F:  # a tag number of several bytes
+        while i < len(buffer) and buffer[i] & 0x80:
+            i += 1
+        i += 1
+    if i >= len(buffer):
+        return None
+    tag_end, first = i, buffer[i]
+    i += 1
+    if first == 0x80:  # indefinite: the members, then an end-of-contents (00 00)
+        contents = i
+        while buffer[i : i + 2] != b"\x00\x00":
+            if i + 2 > len(buffer) or (member := _ber_element(buffer, i)) is None:
+                return None
+            i = member[2]
+        return tag_end, contents, i + 2
+    if first & 0x80:
+        width = first & 0x7F
+        if i + width > len(buffer):
+            return None
+        length, i = int.from_bytes(buffer[i : i + width], "big"), i + width
+    else:
+        length = first
+    return (tag_end, i, i + length) if i + length <= len(buffer) else None
+
+
+def _ber_length(length: int) -> bytes:
+    if length < 0x80:
+        return bytes([length])
+    octets = length.to_bytes((length.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(octets)]) + octets
+
+
+def _uncapped(init_request: bytes) -> bytes:
+    """The initRequest with its preferredMessageSize and exceptionalRecordSize set to UNCAPPED."""
+    tag_end, at, end = _ber_element(init_request)
+    members = b""
+    while at < end:
+        _, contents, following = _ber_element(init_request, at)
+        if init_request[at] in (PREFERRED_MESSAGE_SIZE, EXCEPTIONAL_RECORD_SIZE):
+            members += bytes([init_request[at]]) + b"\x04" + UNCAPPED.to_bytes(4, "big")
+        else:
+            members += init_request[at:following]
+        at = following
+    return init_request[:tag_end] + _ber_length(len(members)) + members
+
+
 class FaultProxy:
     """Forwards 127.0.0.1:`port` to 127.0.0.1:`upstream_port`, injecting the planned fault."""
 
@@ -66,6 +136,7 @@ class FaultProxy:
         self.fault: TcpFault | None = None
         self.connections = 0
         self.faulted = 0
+        self.rewritten = 0
         self._listener = socket.create_server((HOST, 0))
         self.port = self._listener.getsockname()[1]
         self._stopping = threading.Event()
@@ -103,10 +174,13 @@ class FaultProxy:
                 client.close()
                 continue
             self._sockets += [client, upstream]
-            threading.Thread(target=self._pump, args=(client, upstream, None), daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client, fault), daemon=True).start()
+            on_request = fault is not None and fault.kind in REQUEST_FAULTS
+            threading.Thread(target=self._pump, args=(client, upstream, fault if on_request else None), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, None if on_request else fault), daemon=True).start()
 
     def _pump(self, source: socket.socket, target: socket.socket, fault: TcpFault | None) -> None:
+        if fault is not None and fault.kind in APDU_FAULTS:
+            return self._rewrite_apdus(source, target, fault)
         sent = 0
         with contextlib.suppress(OSError):
             while chunk := source.recv(65536):
@@ -149,6 +223,32 @@ class FaultProxy:
                 data = data[1:]
             self._stopping.wait(interval)
         self._close(source, target)
+
+    def _rewrite_apdus(self, source: socket.socket, target: socket.socket, fault: TcpFault) -> None:
+        """Forward the stream APDU by APDU, rewriting those the fault is about."""
+        buffer, presents = bytearray(), [0]  # presents: how many presentResponses came, then the first `cycle` of them
+        with contextlib.suppress(OSError):
+            while chunk := source.recv(65536):
+                buffer += chunk
+                while (element := _ber_element(buffer)) is not None:
+                    apdu = bytes(buffer[: element[2]])
+                    del buffer[: element[2]]
+                    target.sendall(self._rewritten(apdu, fault, presents))
+        self._close(source, target)
+
+    def _rewritten(self, apdu: bytes, fault: TcpFault, presents: list) -> bytes:
+        if fault.kind == "uncapped_init" and apdu[0] == INIT_REQUEST:
+            changed = _uncapped(apdu)
+        elif fault.kind == "replay_present" and apdu[0] == PRESENT_RESPONSE:
+            if len(presents) <= fault.cycle:
+                presents.append(apdu)
+            changed = presents[1 + presents[0] % fault.cycle]
+            presents[0] += 1
+        else:
+            return apdu
+        with self._lock:
+            self.rewritten += changed != apdu
+        return changed
 
     @staticmethod
     def _close(*sockets: socket.socket) -> None:

@@ -19,7 +19,7 @@ from typing import Callable
 import pytest
 
 from faults.checks import LOC_FILE, assert_landing_whole, catalogue_local_ids, served_local_ids
-from faults.proxy import FaultProxy, TcpFault
+from faults.proxy import APDU_FAULTS, FaultProxy, TcpFault
 from faulty_http import FaultyProxy, oversize, same_page, status
 from harvesters import files, oai, sru, z3950
 from harvesters.errors import HarvestError, RetryableHarvestError, TerminalHarvestError
@@ -68,6 +68,10 @@ TCP_FAULTS = [
     ("z3950", TcpFault("garbage"), (RETRYABLE, r"Decoding failed")),
     ("z3950", TcpFault("garbage", after=30_000), (RETRYABLE, r"Decoding failed")),
     ("z3950", TcpFault("trickle", after=30_000), (RETRYABLE, r"within the 2 s deadline")),
+    # Zebra's presentResponses replayed: the first page for ever, then pages 1, 2, 1, 2 (which the
+    # hit count alone would let "complete" with 100 distinct records out of 300)
+    ("z3950", TcpFault("replay_present"), (TerminalHarvestError, r"sent the 50 records of position 1 again at position 51 of 300: it is looping")),
+    ("z3950", TcpFault("replay_present", cycle=2), (TerminalHarvestError, r"records of position 1 again at position 101 of 300: it is looping")),
     ("sru", TcpFault("drop"), (RETRYABLE, r"gave up after 2 attempts")),
     ("sru", TcpFault("reset", after=20_000, times=1), COMPLETE),
     ("sru", TcpFault("reset", after=20_000), (RETRYABLE, r"gave up after 2 attempts")),
@@ -131,6 +135,7 @@ def test_tcp_fault_ends_complete_or_in_a_clear_failure_and_the_rerun_loses_nothi
         proxy.plan(fault)
         check_outcome(settings, harvester, library, outcome)
         assert proxy.faulted >= 1, "the fault never happened"
+        assert fault.kind not in APDU_FAULTS or proxy.rewritten >= 1, "no APDU was rewritten"
         proxy.plan(None)
         rerun_loses_nothing(settings, harvester, library)
 
