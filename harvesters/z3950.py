@@ -32,6 +32,17 @@ Z39.50 specifics: the record syntax is negotiated from `library.syntax`
 negotiated, and Zebra is asked for element set `zebra::data` (its stored
 bytes), other servers for `F`. Each page is the raw ISO 2709 records of one
 present, concatenated as received (`NNNNNN.mrc`).
+
+Size cap (`Z3950Policy.max_bytes`, 64 MiB unless given, the counterpart of
+`HttpPolicy.max_bytes`): it is negotiated at Init as preferredMessageSize and
+maximumRecordSize, so a conforming server sends no larger message (ZOOM asks
+for the rest of a present in further ones) and refuses a larger record with
+diagnostic 16/17, reported as a record beyond the cap; and it is checked on
+what arrives: a page whose records come to more than the cap (a server that
+ignores the negotiation) is refused before it is landed. Both are terminal.
+libyaz itself buffers at most 128 MiB of one APDU (its comstack's limit, which
+ZOOM has no option for): that bounds the memory a server ignoring the cap can
+take before the check.
 """
 
 from __future__ import annotations
@@ -59,6 +70,7 @@ RECORD_SYNTAXES = {"cnmarc": "unimarc", "unimarc": "unimarc", "marc21": "usmarc"
 UNSUPPORTED_SEARCH = frozenset({113, 114, 116, 117, 118, 121, 123})
 DATABASE_UNAVAILABLE = frozenset({109, 235})
 RECORD_SYNTAX_UNSUPPORTED = frozenset({238, 239})
+RECORD_TOO_LARGE = frozenset({16, 17})  # record exceeds Exceptional-record-size / Preferred-message-size
 ACCESS_REFUSED = frozenset({yaz.ERROR_INIT, *range(1010, 1017)})  # init rejected, Init/AC diagnostics
 TRANSIENT = frozenset({2, yaz.ERROR_CONNECT, yaz.ERROR_DECODE, yaz.ERROR_CONNECTION_LOST, yaz.ERROR_TIMEOUT})
 RESTARTS = 3  # times a search may start over because the server's catalogue changed under it
@@ -71,6 +83,7 @@ class Z3950Policy:
     timeout: int = 60  # seconds ZOOM waits for connect and for every answer
     page_records: int = 1000  # records per present, i.e. per landed page
     deadline: float = 600.0  # seconds a whole search or present may take (a trickling server never times out)
+    max_bytes: int = 64 * 1024 * 1024  # the most one page (the records of one present) may bring, as HttpPolicy.max_bytes
 
 
 # ---- the search/retrieve harvest, protocol-independent ----------------------------------------------
@@ -332,7 +345,7 @@ class Z3950Server:
                     self.address, database=self.database, timeout=self.policy.timeout, deadline=self.policy.deadline,
                     user=credentials.user if credentials else None, password=credentials.password if credentials else None,
                     preferredRecordSyntax=RECORD_SYNTAXES[self.library.syntax],
-                    preferredMessageSize=64 << 20, maximumRecordSize=64 << 20,
+                    preferredMessageSize=self.policy.max_bytes, maximumRecordSize=self.policy.max_bytes,
                 )
             except OSError as error:  # libyaz itself is missing
                 raise TerminalHarvestError(self.library.id, str(error)) from None
@@ -372,6 +385,10 @@ class Z3950Server:
 
     def _page(self, start: int, count: int) -> Page:
         records = self._result.records(start, count)
+        size = sum(map(len, records))
+        if size > self.policy.max_bytes:
+            raise TerminalHarvestError(self.library.id, f"Z39.50 {self.library.endpoint}: records {start + 1}-{start + len(records)} came "
+                                                        f"to {size:,} bytes, beyond the {self.policy.max_bytes:,}-byte cap")
         return Page(b"".join(records), start + len(records), [marc_stamp(record) for record in records])
 
     def _collect_ahead(self) -> tuple[int, int, Future] | None:
@@ -403,6 +420,9 @@ class Z3950Server:
             return TerminalHarvestError(self.library.id, f"{where}: the server refused the session ({error}); {advice}")
         if error.code in DATABASE_UNAVAILABLE:
             return TerminalHarvestError(self.library.id, f"{where}: database {self.database!r} is unavailable ({error})")
+        if error.code in RECORD_TOO_LARGE:
+            return TerminalHarvestError(self.library.id, f"{where}: a record beyond the {self.policy.max_bytes:,}-byte cap, "
+                                                         f"which the server refused to send ({error})")
         if error.code in RECORD_SYNTAX_UNSUPPORTED:
             syntax = RECORD_SYNTAXES[self.library.syntax]
             return TerminalHarvestError(self.library.id, f"{where}: the server does not send {syntax} records ({error})")

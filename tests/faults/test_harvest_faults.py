@@ -12,8 +12,9 @@ tests/zebra_fixture.py."""
 from __future__ import annotations
 
 import json
+import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import pytest
@@ -173,6 +174,42 @@ def test_zebrasrv_killed_mid_present_is_retryable_and_the_restarted_server_gives
         rerun_loses_nothing(settings, harvester, harvester.library(port))
     finally:
         server.stop()
+
+
+# ---- Z39.50 size cap -----------------------------------------------------------------------------
+
+
+def _z3950_capped(policy: z3950.Z3950Policy) -> Harvester:
+    return Harvester("Z1", HARVESTERS["z3950"].library, lambda settings, library, run_id: z3950.harvest(settings, library, run_id, policy=policy))
+
+
+def test_z3950_a_record_beyond_the_negotiated_cap_is_a_clear_failure_and_a_cap_that_fits_loses_nothing(settings, loc_zebra):
+    """The cap is negotiated at Init: asked for records of at most 400 bytes (every LoC record is
+    longer), Zebra sends diagnostic 17 instead of the record. With a cap of 16,000 bytes and
+    pages of 5 (at most 14,080 bytes), Zebra keeps its messages under the cap and every record comes."""
+    capped = _z3950_capped(replace(QUICK_Z3950, max_bytes=400))
+    library = capped.library(loc_zebra.port)
+    check_outcome(settings, capped, library, (TerminalHarvestError, r"a record beyond the 400-byte cap, which the server refused to send "
+                                                                     r"\(record 1: .*\(Bib-1 17\)\)"))
+    assert not (settings.data_dir / "landing").exists(), "a page was landed"
+    rerun_loses_nothing(settings, _z3950_capped(replace(QUICK_Z3950, page_records=5, max_bytes=16_000)), library)
+
+
+def test_z3950_a_response_far_beyond_the_cap_from_a_server_ignoring_it_is_refused_unlanded(settings, loc_zebra):
+    """The proxy tells Zebra the client takes 64 MiB messages: Zebra answers the first present
+    of 50 records in one message more than ten times the 2,000-byte cap. The harvester refuses
+    the page before landing it; the rerun, the fault gone, gets every record."""
+    capped = _z3950_capped(replace(QUICK_Z3950, max_bytes=2000))
+    with FaultProxy(loc_zebra.port) as proxy:
+        library = capped.library(proxy.port)
+        proxy.plan(TcpFault("uncapped_init"))
+        with pytest.raises(TerminalHarvestError, match=r"^Z1: Z39.50 .*: records 1-50 came to ([\d,]+) bytes, beyond the 2,000-byte cap$") as raised:
+            capped.harvest(settings, library, "run1")
+        assert int(re.search(r"came to ([\d,]+) bytes", str(raised.value))[1].replace(",", "")) > 10 * 2000
+        assert proxy.rewritten == 1, "the initRequest was not rewritten"
+        assert not (settings.data_dir / "landing").exists() and "catalogue" not in _state(settings, "Z1")
+        proxy.plan(None)
+        rerun_loses_nothing(settings, HARVESTERS["z3950"], library)
 
 
 def _attempt(harvester: Harvester, settings, library: Library):
