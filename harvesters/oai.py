@@ -24,10 +24,15 @@
   fetches with its own loop over the same policy: timeouts, retries on 408/429/5xx and
   connection failures honouring Retry-After, the size cap).
 - **Guards** (all terminal). A resumption token seen before in the window →
-  RepeatedResumptionToken; pages with the records of an earlier page of the run (the same page
-  for ever, or a cycle) coming `REPEATED_PAGES` times in one window → RepeatedPage; more than
-  twice the announced completeListSize → TerminalHarvestError. A window that ends with another
-  count than announced is noted in the state (`oai.warnings`).
+  RepeatedResumptionToken; pages with the records of an earlier page of the run (the same
+  identifiers, whatever their datestamps: the same page for ever, a cycle, or a server that
+  restamps records as it serves them) coming `REPEATED_PAGES` times in one window →
+  RepeatedPage; more than twice the announced completeListSize → TerminalHarvestError; and,
+  since a server need not announce a size, more than `max_window_pages` pages in one window
+  with the list still going on (ever-new tokens over ever-new records) → EndlessList, naming
+  the window and the last token (`MAX_WINDOW_PAGES` unless given: 5 million records 50 a page;
+  raise it for a larger window). A window that ends with another count than announced is
+  noted in the state (`oai.warnings`).
 - **Malformed pages.** A page that does not parse is fetched once more. If it still does not,
   XML-invalid characters (raw or as character references) are stripped; if it then parses it is
   landed stripped, with the bytes received kept beside it as `NNNNNN.received` and a warning
@@ -42,7 +47,8 @@
   parsed with entities unresolved and no network.
 
 `harvest(..., policy=HttpPolicy(...))` overrides the HTTP timeouts, retries and size cap (tests
-pass small ones); the default is `HttpPolicy()`.
+pass small ones); the default is `HttpPolicy()`. `harvest(..., max_window_pages=N)` overrides
+the pages one window may take.
 """
 
 from __future__ import annotations
@@ -78,6 +84,7 @@ WINDOW = timedelta(days=365)
 FIRST_WINDOW_FROM = datetime(2000, 1, 1, tzinfo=timezone.utc)
 WINDOW_RESTARTS = 3
 REPEATED_PAGES = 3
+MAX_WINDOW_PAGES = 100_000
 SECONDS = "%Y-%m-%dT%H:%M:%SZ"
 
 
@@ -132,6 +139,10 @@ class RepeatedResumptionToken(TerminalHarvestError):
 
 class RepeatedPage(TerminalHarvestError):
     """The server keeps sending records it already sent in this window."""
+
+
+class EndlessList(TerminalHarvestError):
+    """A window's list goes on beyond `max_window_pages` pages: ever-new tokens, never an end."""
 
 
 class MalformedPage(RetryableHarvestError):
@@ -203,13 +214,12 @@ class Page:
     deleted: int
     token: str | None
     complete_list_size: int | None
-    digest: bytes  # of its headers (identifier, datestamp, status): equal pages have equal digests
+    digest: bytes  # of its records' identifiers: pages of the same records have equal digests, whatever their datestamps
 
 
 _XPATH = {"oai": OAI[1:-1]}
-_HEADER_VALUES = etree.XPath(  # identifiers, datestamps and statuses of the page's records, in document order
-    "oai:ListRecords/oai:record/oai:header/oai:identifier/text() | oai:ListRecords/oai:record/oai:header/oai:datestamp/text()"
-    " | oai:ListRecords/oai:record/oai:header/@status", namespaces=_XPATH)
+_IDENTIFIERS = etree.XPath(  # the identifiers of the page's records, in document order
+    "oai:ListRecords/oai:record/oai:header/oai:identifier/text()", namespaces=_XPATH)
 _HEADERS = etree.XPath("count(oai:ListRecords/oai:record/oai:header)", namespaces=_XPATH)
 _DELETED = etree.XPath("count(oai:ListRecords/oai:record/oai:header[@status='deleted'])", namespaces=_XPATH)
 
@@ -223,7 +233,7 @@ def read_page(root, body: bytes, received: bytes | None) -> Page | None:
     element = listing.find(OAI + "resumptionToken")
     token = (element.text or "").strip() or None if element is not None else None
     size = element.get("completeListSize", "") if element is not None else ""
-    digest = hashlib.blake2b("\0".join(_HEADER_VALUES(root)).encode(), digest_size=16).digest()
+    digest = hashlib.blake2b("\0".join(_IDENTIFIERS(root)).encode(), digest_size=16).digest()
     return Page(body, received, int(_HEADERS(root)) - deleted, deleted, token, int(size) if size.isdigit() else None, digest)
 
 
@@ -422,21 +432,22 @@ def prefetched(items: Iterator, depth: int = 2) -> Iterator:
 
 # ---- the harvest ---------------------------------------------------------------------------------
 
-def harvest(settings: Settings, library: Library, run_id: str, *, full: bool = False, policy: HttpPolicy | None = None) -> HarvestResult:
+def harvest(settings: Settings, library: Library, run_id: str, *, full: bool = False, policy: HttpPolicy | None = None,
+            max_window_pages: int = MAX_WINDOW_PAGES) -> HarvestResult:
     full = full or harvest_state.load(settings, library.id).get("watermark") is None
     run = HarvestRun(settings, library, run_id, full)
     resumed = run.resumed
     client = OAIClient(library, policy or HttpPolicy())
     position = dict(run.progress) if "windows" in run.progress else client.plan(None if full else run.watermark)
     while position["windows"]:
-        _harvest_window(run, client, position)
+        _harvest_window(run, client, position, max_window_pages)
     run.finish(run.pages if full else run.catalogue() + run.pages, watermark=position["until"],
                oai={key: position[key] for key in ("metadataPrefix", "granularity", "warnings")})
     return HarvestResult(library.id, run_id, pages=len(run.pages), records=position["records"], deleted=position["deleted"],
                          bytes=run.bytes_landed, resumed=resumed)
 
 
-def _harvest_window(run: HarvestRun, client: OAIClient, position: dict) -> None:
+def _harvest_window(run: HarvestRun, client: OAIClient, position: dict, max_window_pages: int = MAX_WINDOW_PAGES) -> None:
     """Harvest the first of `position["windows"]` (from its token, if any), updating `position`."""
     low, high = position["windows"][0]
     first = {"verb": "ListRecords", "metadataPrefix": position["metadataPrefix"], "until": in_granularity(high, position["granularity"])}
@@ -456,6 +467,11 @@ def _harvest_window(run: HarvestRun, client: OAIClient, position: dict) -> None:
         in_window = position["records"] + position["deleted"] - sum(position["window_base"])
         if page.complete_list_size is not None and in_window > 2 * page.complete_list_size + 100:
             raise TerminalHarvestError(run.library.id, f"ListRecords: {in_window} records received, {page.complete_list_size} announced")
+        window_pages = len(run.pages) + 1 - position["window_start"]
+        if page.token is not None and window_pages >= max_window_pages:
+            raise EndlessList(run.library.id, f"ListRecords: window {low}..{high} took {window_pages:,} pages, the most a window may "
+                                              f"(max_window_pages), and the server still sent resumptionToken {page.token!r}: "
+                                              "its list does not end")
         if page.token is None:
             if page.complete_list_size not in (None, in_window):
                 position["warnings"].append(f"window {low}..{high}: {in_window} records received, {page.complete_list_size} announced")

@@ -1,6 +1,7 @@
 """Fixtures of the fault-injection suite: one real Zebra (Z39.50 + SRU) and one real OAI-PMH
 server, both holding the 300 real LoC records of the demo (faults.checks.LOC_FILE), started once
-for the session."""
+for the session; the record store behind the OAI-PMH server, for test-local servers
+(faults.endless_oai)."""
 
 from __future__ import annotations
 
@@ -22,11 +23,18 @@ def loc_zebra(tmp_path_factory) -> ZebraServer:
 
 
 @pytest.fixture(scope="session")
-def loc_oai() -> OAIServer:
+def loc_store() -> RecordStore:
+    """The 300 LoC records as an OAI-PMH repository holds them, stamped over three years (so that a
+    harvest takes several windows); read only."""
     store = RecordStore()
     for n, record in enumerate(LOC_FILE.read_bytes().split(b"\x1d")[:-1]):
         store.upsert(record + b"\x1d", f"{2019 + n % 3}-05-{1 + n % 28:02d}T10:00:00Z")
-    with OAIServer(store, page_size=OAI_PAGE_SIZE) as server:
+    return store
+
+
+@pytest.fixture(scope="session")
+def loc_oai(loc_store) -> OAIServer:
+    with OAIServer(loc_store, page_size=OAI_PAGE_SIZE) as server:
         yield server
 
 

@@ -20,6 +20,8 @@ from typing import Callable
 import pytest
 
 from faults.checks import LOC_FILE, assert_landing_whole, catalogue_local_ids, served_local_ids
+from faults.conftest import OAI_PAGE_SIZE
+from faults.endless_oai import EndlessOAIServer
 from faults.proxy import APDU_FAULTS, FaultProxy, TcpFault
 from faulty_http import FaultyProxy, oversize, same_page, status
 from harvesters import files, oai, sru, z3950
@@ -210,6 +212,40 @@ def test_z3950_a_response_far_beyond_the_cap_from_a_server_ignoring_it_is_refuse
         assert not (settings.data_dir / "landing").exists() and "catalogue" not in _state(settings, "Z1")
         proxy.plan(None)
         rerun_loses_nothing(settings, HARVESTERS["z3950"], library)
+
+
+# ---- OAI-PMH: a list that never ends ---------------------------------------------------------------
+
+# (mode, completeListSize announced, max_window_pages, outcome); the first window holds the 100
+# records stamped 2019: four pages of 25 a lap (tests/faults/endless_oai.py), so the 12th page
+# hands out the token of lap 3.
+ENDLESS_LISTS = [
+    ("fresh", None, 12, (oai.EndlessList, r"window None\.\.\S+ took 12 pages, the most a window may \(max_window_pages\), "
+                                          r"and the server still sent resumptionToken 'lap3-0-[0-9a-f]{8}': its list does not end")),
+    ("restamped", None, oai.MAX_WINDOW_PAGES, (oai.RepeatedPage, r"records already received came again in 3 pages")),
+    ("fresh", 100, oai.MAX_WINDOW_PAGES, (TerminalHarvestError, r"ListRecords: 3\d\d records received, 100 announced")),
+]
+
+
+@pytest.mark.parametrize("mode, announce, max_window_pages, outcome", ENDLESS_LISTS,
+                         ids=[f"{mode}-{'announced' if announce else 'unannounced'}" for mode, announce, *_ in ENDLESS_LISTS])
+def test_oai_a_list_of_ever_new_tokens_is_stopped_and_the_rerun_loses_nothing(settings, loc_store, mode, announce, max_window_pages, outcome):
+    """Ever-new resumption tokens that start the list again and again: over new identifiers with
+    no completeListSize, only max_window_pages can stop it; over the same identifiers restamped,
+    the repeated-page guard does, whatever the bound; an announced size bounds it too. Then the
+    list ends (the fault is over): the rerun's checkpointed token is refused, the window restarts,
+    and every record comes."""
+    harvester = Harvester("O1", HARVESTERS["oai"].library, lambda settings, library, run_id: oai.harvest(
+        settings, library, run_id, policy=QUICK_HTTP, max_window_pages=max_window_pages))
+    with EndlessOAIServer(loc_store, page_size=OAI_PAGE_SIZE, mode=mode, announce=announce) as server:
+        library = _library("O1", "oai", server.url)
+        check_outcome(settings, harvester, library, outcome)
+        checkpointed = len(_state(settings, "O1")["in_progress"]["pages"])
+        # bounded: the pages counted, the one refused, and what the fetch-ahead and the two prefetch queues held
+        assert checkpointed < server.list_requests <= checkpointed + 8, (checkpointed, server.list_requests)
+        server.laps = 1
+        rerun_loses_nothing(settings, harvester, library)
+    assert any("resumptionToken refused, window restarted" in warning for warning in _state(settings, "O1")["oai"]["warnings"])
 
 
 def _attempt(harvester: Harvester, settings, library: Library):
