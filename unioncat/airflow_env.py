@@ -35,18 +35,64 @@ def configure_embedded_airflow(settings: Settings) -> None:
     }
     for name, value in defaults.items():
         os.environ.setdefault(name, value)
+    for name, value in shared_secrets(home).items():
+        os.environ.setdefault(name, value)
     os.environ["UNIONCAT_SOURCES"] = str(settings.sources_path)
     os.environ["UNIONCAT_DATA_DIR"] = str(settings.data_dir)
 
 
-def ensure_pools() -> None:
-    """Create (or resize) one pool per harvest protocol; a task in a missing pool never runs."""
+SECRETS_FILE = "unioncat_secrets.json"
+SECRET_VARIABLES = ("AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY", "AIRFLOW__CORE__FERNET_KEY")
+
+
+def shared_secrets(home: Path) -> dict[str, str]:
+    """The keys every Airflow component must agree on, generated once into `home` (mode 0600).
+
+    Airflow generates them only when it writes a fresh `airflow.cfg` into AIRFLOW_HOME; with
+    the project's own `airflow.cfg` each process of `standalone` would draw its own JWT
+    secret and the API server would refuse every task's token ("Invalid auth token")."""
+    import base64
+    import json
+    import secrets
+
+    path = home / SECRETS_FILE
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        stored = {}
+    missing = {name for name in SECRET_VARIABLES if not stored.get(name)}
+    if missing:
+        fresh = {
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+            "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
+            "AIRFLOW__CORE__FERNET_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+        }
+        stored |= {name: fresh[name] for name in missing}
+        temp = path.with_suffix(".tmp")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(stored, out)
+        os.replace(temp, path)
+    return {name: stored[name] for name in SECRET_VARIABLES}
+
+
+def ensure_pools() -> dict[str, int]:
+    """Create the missing harvest pools (one per protocol; a task in a missing pool is never
+    scheduled). A pool that exists keeps its slots: an operator's `airflow pools set
+    unioncat_z3950 16 ...` on a scaled-out deployment survives the next `unioncat airflow init`.
+    Returns each pool's slots."""
     from airflow.models.pool import Pool
 
     from unioncat.orchestration import POOL_SLOTS, pool_name
 
-    for protocol, slots in POOL_SLOTS.items():
-        Pool.create_or_update_pool(pool_name(protocol), slots, f"concurrent {protocol} harvests", include_deferred=False)
+    slots = {}
+    for protocol, default in POOL_SLOTS.items():
+        name = pool_name(protocol)
+        pool = Pool.get_pool(name)
+        if pool is None:
+            Pool.create_or_update_pool(name, default, f"concurrent {protocol} harvests", include_deferred=False)
+        slots[name] = pool.slots if pool is not None else default
+    return slots
 
 
 def run_dags_in_process(settings: Settings, run_conf: dict | None = None, progress=print) -> dict[str, str]:
@@ -82,15 +128,24 @@ def airflow_command(settings: Settings, args: list[str]) -> int:
     """Run the `airflow` CLI with the project's configuration, e.g. `standalone`, `dags list`.
 
     `standalone` first migrates the database and creates the harvest pools (a task
-    in a missing pool is never scheduled), then replaces this process."""
+    in a missing pool is never scheduled), then replaces this process. `init` does only
+    that (and starts nothing): run it once against a scaled-out deployment's database."""
     configure_embedded_airflow(settings)
     os.environ.pop("AIRFLOW__LOGGING__LOGGING_LEVEL", None)  # the UI's task logs want INFO
     os.environ.setdefault("AIRFLOW__CORE__PARALLELISM", STANDALONE_PARALLELISM)
-    if args[:1] == ["standalone"]:
+    port = os.environ.get("AIRFLOW__API__PORT", "8080")
+    if "AIRFLOW__API__BASE_URL" not in os.environ:
+        # Task workers report to the API server's execution API, which Airflow assumes on
+        # localhost:8080 unless told: on another port every task would fail to start.
+        os.environ.setdefault("AIRFLOW__CORE__EXECUTION_API_SERVER_URL", f"http://localhost:{port}/execution/")
+    if args[:1] in (["standalone"], ["init"]):
         from airflow.utils.db import initdb
 
         initdb()
-        ensure_pools()
+        pools = ensure_pools()
+        print("airflow: database migrated; pools " + ", ".join(f"{name} ({n} slots)" for name, n in pools.items()), flush=True)
+        if args[:1] == ["init"]:
+            return 0
         home = os.environ["AIRFLOW_HOME"]
         print(f"airflow: UI and API on http://localhost:{os.environ.get('AIRFLOW__API__PORT', '8080')}; user admin, "
               f"password in {home}/simple_auth_manager_passwords.json.generated", flush=True)
