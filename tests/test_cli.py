@@ -8,7 +8,8 @@ import pytest
 from conftest import REPO, write_registry
 from unioncat.cli import build_parser, main
 
-COMMANDS = ["sources validate", "harvest", "transform", "dedup", "publish", "run", "status", "search", "demo", "network", "eval"]
+COMMANDS = ["sources validate", "harvest", "transform", "dedup", "publish", "run", "status", "search", "query", "report",
+            "demo", "network", "eval", "airflow"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

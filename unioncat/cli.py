@@ -8,10 +8,12 @@ $UNIONCAT_DATA_DIR and then to the repo's sources.toml and ./var.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from unioncat.registry import Library, RegistryError, load_registry, validate_registry
 from unioncat.settings import Settings
@@ -123,14 +125,20 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _catalogue(settings: Settings, snapshot_id: str | None = None):
-    """A read-only connection to the published catalogue, held from retention while it is used."""
+@contextmanager
+def _catalogue(settings: Settings, snapshot_id: str | None = None) -> Iterator:
+    """A read-only connection to the published catalogue, held from retention while it is used;
+    no snapshot (yet, or of that id) ends the command with the reason."""
     from warehouse.locks import SnapshotMissing, catalogue
 
+    opened = catalogue(settings, snapshot_id)
     try:
-        return catalogue(settings, snapshot_id)
+        con = opened.__enter__()
     except SnapshotMissing as error:
         raise SystemExit(str(error)) from None
+    with contextlib.ExitStack() as stack:
+        stack.push(opened)
+        yield con
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -148,6 +156,111 @@ def cmd_search(args: argparse.Namespace) -> int:
             holders = con.execute("select name, copies from holders(?)", [mid]).fetchall()
             names = "、".join(f"{name}×{copies}" if copies > 1 else name for name, copies in holders)
             print(f"    held by {n_libraries} librar{'y' if n_libraries == 1 else 'ies'}: {names}")
+    return EXIT_OK
+
+
+def _text_width(text: str) -> int:
+    """Columns `text` takes in a terminal: Han characters and full-width forms take two."""
+    import unicodedata
+
+    return sum(0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _clip(text: str, width: int) -> str:
+    if _text_width(text) <= width:
+        return text
+    out, used = [], 0
+    for char in text:
+        used += _text_width(char)
+        if used > width - 1:
+            break
+        out.append(char)
+    return "".join(out) + "…"
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_cell(v) for v in value) + "]"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return " ".join(str(value).split())  # newlines and tabs would break the table
+
+
+QUERY_CELL_WIDTH = 48
+
+
+def _render_table(columns: list[str], types: list[str], rows: list[tuple], more: bool, out=None) -> None:
+    """A psql-like table: numbers right-aligned, wide characters counted as two columns."""
+    out = out or sys.stdout
+    cells = [[_clip(_cell(v), QUERY_CELL_WIDTH) for v in row] for row in rows]
+    widths = [max([_text_width(c)] + [_text_width(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    numeric = [any(n in t for n in ("INT", "DECIMAL", "DOUBLE", "FLOAT", "REAL", "NUMERIC")) for t in types]
+
+    def line(values):
+        padded = []
+        for value, width, right in zip(values, widths, numeric):
+            pad = " " * (width - _text_width(value))
+            padded.append(pad + value if right else value + pad)
+        return " | ".join(padded).rstrip()
+
+    print(line(columns), file=out)
+    print("-+-".join("-" * w for w in widths), file=out)
+    for row in cells:
+        print(line(row), file=out)
+    shown = f"({len(rows)} row{'' if len(rows) == 1 else 's'}"
+    print(shown + (", more not shown: raise --max-rows)" if more else ")"), file=out)
+
+
+def _render_csv(columns: list[str], rows: list[tuple], out=None) -> None:
+    import csv
+
+    out = out or sys.stdout
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows([["" if v is None else _cell(v) if isinstance(v, (list, tuple)) else v for v in row] for row in rows])
+
+
+def _render_json(columns: list[str], rows: list[tuple], out=None) -> None:
+    import json
+
+    out = out or sys.stdout
+    print(json.dumps([dict(zip(columns, row)) for row in rows], ensure_ascii=False, indent=1, default=str), file=out)
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    """Run SQL on the published catalogue, opened read-only under the snapshot's reader lock."""
+    import duckdb
+
+    settings = _settings(args)
+    limit = args.max_rows if args.max_rows is not None else (100 if args.format == "table" else None)
+    with _catalogue(settings, args.snapshot) as con:
+        try:
+            result = con.execute(args.sql)
+            if result.description is None:  # a statement without rows, e.g. SET
+                print("ok")
+                return EXIT_OK
+            columns = [d[0] for d in result.description]
+            types = [str(d[1]).upper() for d in result.description]
+            rows = result.fetchall() if limit is None else result.fetchmany(limit + 1)
+        except duckdb.Error as error:
+            message = str(error)
+            if "read-only" in message:
+                _err(f"refused: the catalogue is opened read-only; unioncat query only reads it ({message})")
+            else:
+                _err(f"query failed: {message}")
+            return EXIT_FAILED
+        more = limit is not None and len(rows) > limit
+        rows = rows[:limit] if more else rows
+        if args.format == "csv":
+            _render_csv(columns, rows)
+        elif args.format == "json":
+            _render_json(columns, rows)
+        else:
+            _render_table(columns, types, rows, more)
+        if more and args.format != "table":
+            _err(f"only the first {limit} rows written (--max-rows)")
     return EXIT_OK
 
 
@@ -226,6 +339,7 @@ _EXAMPLES = {
     "run": "unioncat run --sources sources.toml --data-dir var",
     "status": "unioncat status --data-dir var",
     "search": "unioncat search 红楼梦 --data-dir var",
+    "query": "unioncat query \"select name, records, unique_holdings from library_stats order by 3 desc limit 5\" --data-dir var",
     "report": "unioncat report --data-dir var --output /tmp/report.html",
     "demo": "unioncat demo --data-dir var",
     "eval": "unioncat eval --truth demo/drops/truth.csv --skip-label-prefix M-",
@@ -279,6 +393,13 @@ def build_parser() -> argparse.ArgumentParser:
     search = _command(commands, "search", cmd_search, "find titles (Chinese or Western) in the published catalogue and list holding libraries")
     search.add_argument("text", help="words of the title, e.g. 红楼梦")
     search.add_argument("--limit", type=int, default=10, help="at most this many manifestations (default 10)")
+    query = _command(commands, "query", cmd_query,
+                     "run SQL on the published catalogue (opened read-only; tables, views and macros of sql/)")
+    query.add_argument("sql", metavar="SQL", help="one statement, e.g. \"select * from library_stats\"")
+    query.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output format (default: table)")
+    query.add_argument("--max-rows", type=int, metavar="N",
+                       help="print at most N rows (default: 100 for a table, all for csv and json)")
+    query.add_argument("--snapshot", metavar="ID", help="snapshot id under published/ (default: current)")
     report = _command(commands, "report", cmd_report,
                       "write the data-quality and coverage report (HTML with charts) of a published snapshot")
     report.add_argument("--snapshot", metavar="ID", help="snapshot id under published/ (default: current)")
