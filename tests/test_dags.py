@@ -71,6 +71,19 @@ def test_build_dag_is_scheduled_on_harvests_and_gates_the_swap(dagbag):
     assert [asset.name for asset in dag.timetable.asset_condition.objects] == ["unioncat://landing"]
 
 
+@pytest.mark.parametrize("dag_id", ["build_catalogue", "harvest_libraries"])
+def test_one_run_at_a_time_so_later_triggers_queue(dagbag, dag_id):
+    """Every harvested library emits a landing event: without this, builds started by the
+    first events would run concurrently with the ones after them, on the same staging and
+    dedup files. (The scheduler then keeps a manual trigger `queued` and defers Asset events
+    until the running build ends: tests/test_airflow_ui.py watches that for real.)"""
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    dag = dagbag.dags[dag_id]
+    assert dag.max_active_runs == 1
+    assert DagSerialization.from_dict(DagSerialization.to_dict(dag)).max_active_runs == 1  # what the scheduler reads
+
+
 @pytest.fixture()
 def province(shared_data, tmp_path, monkeypatch):
     from airflow.utils.db import initdb

@@ -11,6 +11,8 @@ the same stage functions as the CLI (`unioncat.pipeline`).
   on the `unioncat://landing` Asset; `summary` says who succeeded, failed, was skipped.
 - `build_catalogue`: scheduled on that Asset: transform (mapped) → dedup →
   build_snapshot → quality_checks → promote (switches `current`) → summary.
+  One run at a time (`max_active_runs=1`): events that arrive while a build runs
+  are kept by the scheduler and start the next build, over all of them.
 """
 
 from __future__ import annotations
@@ -132,6 +134,8 @@ def harvest_libraries_dag():
         dag_id="harvest_libraries",
         schedule=None,
         catchup=False,
+        # Two runs would harvest the same libraries into the same checkpoints at once.
+        max_active_runs=1,
         default_args=_DEFAULT_ARGS,
         tags=["unioncat"],
         params={
@@ -229,6 +233,10 @@ def build_catalogue_dag():
         dag_id="build_catalogue",
         schedule=[HARVEST_ASSET],
         catchup=False,
+        # Every harvested library emits an event, so a build can start mid-harvest. One build at a
+        # time: a run triggered by hand while another runs waits in `queued`, and Asset events that
+        # arrive meanwhile stay queued and start one more build (over all of them) when it ends.
+        max_active_runs=1,
         default_args=_DEFAULT_ARGS,
         tags=["unioncat"],
         params={
