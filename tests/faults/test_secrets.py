@@ -1,14 +1,23 @@
-"""Credentials come from UNIONCAT_CONN_<ID> (or Airflow connections) and go nowhere else: a
-planted password is in no landed page, state file, staging or dedup file, snapshot file (the
-DuckDB catalogue's bytes included) and in nothing `unioncat run` and `unioncat status` print,
-also when a library with credentials fails."""
+"""Credentials come from UNIONCAT_CONN_<ID> or from Airflow connections, and go nowhere else:
+a planted password is in no landed page, state file, staging or dedup file, snapshot file (the
+DuckDB catalogue's bytes included), in no file Airflow wrote (its home: logs, database) and in
+nothing `unioncat run` and `unioncat status` print, also when a library with credentials fails.
+
+The Airflow path is the one a deployment uses: connections defined as AIRFLOW_CONN_<CONN_ID>
+environment variables (JSON or URI form), which Airflow 3 reads through its environment secrets
+backend without a metadata database. With no UNIONCAT_CONN_* set, a library whose conn_id
+finds no credentials fails, and the Z39.50 server refuses a session without the password: the
+run succeeding for those libraries proves the credentials came through Airflow."""
 
 from __future__ import annotations
 
 import base64
+import json
 import os
 import subprocess
 import sys
+from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -38,11 +47,29 @@ def registry(z3950_endpoint: str, oai_url: str, sru_url: str) -> str:
                    for n, (id_, protocol, endpoint, conn) in enumerate(libraries))
 
 
-def test_a_planted_password_is_in_no_output_and_no_file(tmp_path, loc_zebra, loc_oai):
+def credential_environment(source: str, airflow_home: Path) -> dict[str, str]:
+    """The environment of the run: the accounts as UNIONCAT_CONN_<ID>, or as Airflow connections
+    (alternately JSON and URI, the password percent-encoded) with no UNIONCAT_CONN_* at all; an
+    Airflow home of the test's own either way, so that whatever Airflow writes is searched too."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith(("UNIONCAT_CONN_", "AIRFLOW_CONN_"))}
+    env.update(AIRFLOW_HOME=str(airflow_home), AIRFLOW__LOGGING__BASE_LOG_FOLDER=str(airflow_home / "logs"),
+               AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{airflow_home / 'airflow.db'}")
+    for n, (name, (user, secret)) in enumerate(ACCOUNTS.items()):
+        if source == "unioncat_env":
+            env[f"UNIONCAT_CONN_{name}"] = f"{user}:{secret}"
+        elif n % 2 == 0:
+            env[f"AIRFLOW_CONN_{name}"] = json.dumps({"conn_type": "generic", "login": user, "password": secret})
+        else:
+            env[f"AIRFLOW_CONN_{name}"] = f"generic://{user}:{quote(secret, safe='')}@opac.example.cn"
+    return env
+
+
+@pytest.mark.parametrize("source", ["unioncat_env", "airflow_connection"])
+def test_a_planted_password_is_in_no_output_and_no_file(tmp_path, loc_zebra, loc_oai, source):
     with ZebraServer(tmp_path / "guarded", {"LOC": [LOC_FILE]}, accounts={"harvester": Z3950_SECRET}) as guarded:
         sources = tmp_path / "sources.toml"
         sources.write_text(registry(guarded.z3950_endpoint("LOC"), loc_oai.url, loc_zebra.sru_url("LOC")), encoding="utf-8")
-        env = {**os.environ, **{f"UNIONCAT_CONN_{name}": f"{user}:{secret}" for name, (user, secret) in ACCOUNTS.items()}}
+        env = credential_environment(source, tmp_path / "airflow")
         common = ["--sources", str(sources), "--data-dir", str(tmp_path / "data")]
         run = subprocess.run([sys.executable, "-m", "unioncat.cli", "run", *common], cwd=REPO, env=env,
                              capture_output=True, timeout=150)
@@ -52,6 +79,7 @@ def test_a_planted_password_is_in_no_output_and_no_file(tmp_path, loc_zebra, loc
     assert b"harvest failed" in status.stdout and b"S04" in status.stdout
     files = [p for p in (tmp_path / "data").rglob("*") if p.is_file()]
     assert any(p.name == "catalogue.duckdb" for p in files)
+    files += [p for p in (tmp_path / "airflow").rglob("*") if p.is_file()]
     assert {"S01", "S02", "S03"} <= {p.parts[p.parts.index("landing") + 1] for p in files if "landing" in p.parts}
     leaks = [(where, form) for user, secret in ACCOUNTS.values() for form in forms(user, secret)
              for where, data in [("run output", run.stdout + run.stderr), ("status output", status.stdout + status.stderr),
