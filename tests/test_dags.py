@@ -150,6 +150,46 @@ def test_a_failed_quality_check_keeps_the_previous_snapshot_current(dagbag, prov
     assert _current(province)[0] != before
 
 
+def test_a_library_that_empties_its_drop_cannot_shrink_the_catalogue(dagbag, province, capsys):
+    _run(dagbag, "harvest_libraries")
+    _run(dagbag, "build_catalogue")
+    before, manifest = _current(province)
+    for path in (province / "drops" / "P01").iterdir():  # P01's export vanishes: most of the catalogue
+        path.unlink()
+    assert _run(dagbag, "harvest_libraries")[0].state == "success"
+    build_run, states = _run(dagbag, "build_catalogue")
+    assert build_run.state == "failed"
+    assert (states["build_snapshot"], states["quality_checks"], states["promote"]) == ("success", "failed", "upstream_failed")
+    assert _current(province)[0] == before
+    out = capsys.readouterr().out
+    assert f"FAIL row_counts.records: 2 rows against {manifest['counts']['records']} in the parent, allowed at least" in out
+    assert "current not switched" in out
+    assert _run(dagbag, "build_catalogue", run_conf={"max_shrink": 0.95})[0].state == "success"  # the operator accepts it
+    assert _current(province)[1]["counts"]["records"] == 2
+
+
+def test_a_record_without_a_title_key_stops_the_swap(dagbag, province, capsys):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    _run(dagbag, "harvest_libraries")
+    _run(dagbag, "build_catalogue")
+    before, _ = _current(province)
+    # A transform bug (the transform itself falls back to `no-title:<key>`) blanks one record's key.
+    staged = province / "var" / "staging" / "C01" / "records.parquet"
+    table = pq.read_table(staged)
+    keys = table.column("title_key").to_pylist()
+    keys[0] = ""
+    table = table.set_column(table.schema.get_field_index("title_key"), "title_key", pa.array(keys, type=table.schema.field("title_key").type))
+    pq.write_table(table, staged)
+    build_run, states = _run(dagbag, "build_catalogue")
+    assert build_run.state == "failed"
+    assert (states["quality_checks"], states["promote"]) == ("failed", "upstream_failed")
+    assert _current(province)[0] == before
+    out = capsys.readouterr().out
+    assert f"FAIL title_keys: 1 active record(s) without one, e.g. ['{table.column('record_key')[0]}']" in out
+
+
 def test_the_library_param_harvests_one_library(dagbag, province):
     run, states = _run(dagbag, "harvest_libraries", run_conf={"library": "C01"})
     assert run.state == "success"
