@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from datetime import datetime, timezone
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -16,6 +17,7 @@ from conftest import REPO, write_registry
 
 HEAVY_MODULES = ("pyarrow", "duckdb", "pymarc", "lxml", "rapidfuzz", "pandas", "opencc", "requests")
 PROTOCOLS = ("oai", "sru", "z3950", "file")
+PARSE_BAR_SECONDS = 1.0
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +47,18 @@ def test_dag_files_parse_without_heavy_modules_network_or_database():
     parsed = json.loads(out.stdout.strip().splitlines()[-1])
     print(f"both DAG files parsed in {parsed['seconds']:.3f} s")
     assert [m for m in parsed["modules"] if m.split(".")[0] in HEAVY_MODULES] == []
+    # Issue 8's bar (a bar, not a benchmark): the DAG processor, with the Airflow SDK loaded as it
+    # always is, imports both files in under a second. They take ~0.1 s; a slip into importing
+    # the data stack (pyarrow + duckdb alone ~1 s) or any I/O at parse time trips it.
+    assert parsed["seconds"] < PARSE_BAR_SECONDS
+
+
+def test_the_dagbag_loads_each_dag_file_under_the_bar(dagbag):
+    stats = {Path(stat.file).name: stat for stat in dagbag.dagbag_stats}
+    assert set(stats) == {"harvest_libraries.py", "build_catalogue.py"}
+    for name, stat in stats.items():
+        assert stat.dag_num == 1, name
+        assert stat.duration.total_seconds() < PARSE_BAR_SECONDS, f"{name} took {stat.duration}"
 
 
 def test_harvest_dag_has_a_pooled_mapped_task_per_protocol(dagbag):
@@ -196,6 +210,31 @@ def test_the_library_param_harvests_one_library(dagbag, province):
     assert [key for key, state in states.items() if key.startswith("harvest_file[")] == ["harvest_file[0]"]
     assert not (province / "var" / "state" / "P01.json").exists()
     assert _run(dagbag, "harvest_libraries", run_conf={"library": "NOPE"})[0].state == "failed"
+
+
+def test_the_full_param_lands_unchanged_drops_again(dagbag, province, capsys):
+    assert _run(dagbag, "harvest_libraries")[0].state == "success"
+    landed = {p.name for p in (province / "var" / "landing" / "C01").iterdir()}
+    assert _run(dagbag, "harvest_libraries")[0].state == "success"  # incremental: nothing changed, nothing landed
+    assert "C01: 0 page(s) landed (0 bytes, 0 records, 0 deleted), 1 unchanged" in capsys.readouterr().out
+    run, states = _run(dagbag, "harvest_libraries", run_conf={"full": True})
+    assert run.state == "success" and states["harvest_file[0]"] == states["harvest_file[1]"] == "success"
+    assert "C01: 1 page(s) landed" in capsys.readouterr().out
+    runs = {p.name: p for p in (province / "var" / "landing" / "C01").iterdir()}
+    full_run = [runs[name] for name in set(runs) - landed if any(runs[name].iterdir())]
+    assert len(full_run) == 1 and [p.name for p in full_run[0].iterdir()] == ["chabon.xml"]
+    state = json.loads((province / "var" / "state" / "C01.json").read_text(encoding="utf-8"))
+    assert state["files"]["chabon.xml"]["page"] == f"landing/C01/{full_run[0].name}/chabon.xml"  # the catalogue reads the new copy
+
+
+def test_a_bad_since_param_fails_the_plan_once_and_names_it(dagbag, province, caplog):
+    run, states = _run(dagbag, "harvest_libraries", run_conf={"since": "last tuesday"})
+    assert run.state == "failed"
+    assert {states[f"plan_{p}"] for p in PROTOCOLS} == {"failed"}
+    assert not any(key.startswith("harvest_file[") for key in states)  # never expanded, so never retried per library
+    assert not (province / "var" / "state" / "C01.json").exists()
+    assert "the since param must be a date or time in ISO 8601" in caplog.text + "".join(
+        p.read_text(errors="replace") for p in (province / "var").rglob("*.log"))
 
 
 def test_rerunning_a_logical_date_publishes_the_same_content(dagbag, province):

@@ -85,6 +85,7 @@ def _wanted(settings: Settings, params: dict) -> list:
 @task(retries=0)
 def plan_harvest(protocol: str, params: dict | None = None) -> list[str]:
     """The libraries of `protocol` to harvest (one: the `library` param, or all enabled)."""
+    _since(params or {})  # a bad date fails here, once, not in every library's harvest and its retries
     ids = [lib.id for lib in _wanted(_settings(), params or {}) if lib.protocol == protocol]
     print(f"{len(ids)} {protocol} libraries to harvest: {', '.join(ids)}")
     return ids
@@ -97,10 +98,14 @@ def plan_libraries(params: dict | None = None) -> list[str]:
 
 
 def _since(params: dict) -> datetime | None:
+    """The `since` param as an aware datetime (a date alone is midnight UTC); None when empty."""
     text = (params.get("since") or "").strip()
     if not text:
         return None
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"the since param must be a date or time in ISO 8601 (2026-11-01, 2026-11-01T08:00:00+08:00), not {text!r}") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
@@ -140,8 +145,19 @@ def harvest_libraries_dag():
         tags=["unioncat"],
         params={
             "library": Param("", type="string", description="harvest only this library id (empty: every enabled library)"),
-            "full": Param(False, type="boolean", description="full re-harvest: enumerate the whole catalogue (finds deletions on Z39.50/SRU)"),
-            "since": Param("", type="string", description="re-harvest what changed since this date, e.g. 2026-11-01 (empty: since the last harvest)"),
+            "full": Param(False, type="boolean",
+                          description="full re-harvest: enumerate the whole catalogue and replace the library's data (finds "
+                                      "deletions on Z39.50/SRU; lands every drop file again, changed or not)"),
+            # No `until`: no harvester takes an upper bound. Each commits its watermark at the
+            # server's "now" (OAI responseDate, the newest 005 seen), so a window ending earlier
+            # would either move the watermark past records nobody fetched or need a second,
+            # uncommitted watermark. A date window is therefore [since, now].
+            "since": Param("", type="string",
+                           description="re-harvest everything changed on or after this date (ISO 8601, e.g. 2026-11-01; a date "
+                                       "alone is 00:00 UTC) up to now: the library's watermark is moved back to it, never "
+                                       "forward. OAI-PMH harvests from/until windows from it, SRU and Z39.50 search 005 >= it "
+                                       "where the server supports date search (else they enumerate); file drops ignore it "
+                                       "(compared by checksum). Empty: since the last harvest."),
         },
         doc_md=__doc__,
     )
