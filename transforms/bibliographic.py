@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from transforms import normalise
 from transforms.isbn import normalise_issn, to_isbn13
+from transforms.iso2709 import _speedups
 
 # Role words glued to names in 7XX $a or responsibility statements ("张三著").
 _ROLE_SUFFIX = re.compile(r"\s*(主编|编著|编译|编纂|编辑|整理|校注|注释|选编|原著|著|编|译|绘|撰|校|等)+$")
@@ -23,7 +24,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _NON_SORTING = re.compile(r"\x88[^\x89]*\x89")
 
 
-@dataclass
+@dataclass(slots=True)
 class Holding:
     call_number: str | None = None
     location: str | None = None
@@ -85,13 +86,17 @@ def strip_role(name: str) -> str:
     return stripped or name.strip()
 
 
+python_clean = clean
+if _speedups is not None:
+    clean = _speedups.clean  # noqa: F811 - the same function in C (transforms/_speedups.c)
+
+
 def first(values: list[str]) -> str | None:
     return clean(values[0]) if values else None
 
 
 def join(values: list[str], separator: str = " ; ") -> str | None:
-    present = [v for v in (clean(v) for v in values) if v]
-    return separator.join(present) or None
+    return separator.join(filter(None, map(clean, values))) or None
 
 
 def to_row(description: Description, *, library_id: str, source_format: str) -> dict:

@@ -8,7 +8,7 @@ subfield codes ($A, $F) carry pinyin and are not read as data.
 from __future__ import annotations
 
 from transforms.bibliographic import Description, Holding, clean, first, join, sorting_form, strip_role
-from transforms.marc import MarcRecord
+from transforms.marc import MarcRecord, subfield, subfields
 
 _NAME_TAGS = ("700", "701", "702", "710", "711", "712")
 TAGS = frozenset({"001", "005", "010", "011", "100", "101", "200", "205", "210", "215", "225", "606", "690", "905", "906", "AVA", *_NAME_TAGS})
@@ -16,12 +16,12 @@ _GAZETTEER_ENDINGS = ("志", "志稿", "志略", "年鉴")
 
 
 def _int(text: str | None) -> int | None:
-    digits = "".join(c for c in text or "" if c.isdigit())
+    digits = "".join(filter(str.isdigit, text or ""))
     return int(digits) if digits else None
 
 
-def _material_type(record: MarcRecord, clc: list[str], title: str | None) -> str:
-    leader = str(record.leader)
+def _material_type(record: MarcRecord, clc: list[str], title: str | None, fixed: str) -> str:
+    leader = record.leader
     if leader[6] == "l":
         return "electronic"
     if leader[7] == "s":
@@ -29,7 +29,6 @@ def _material_type(record: MarcRecord, clc: list[str], title: str | None) -> str
     subjects = " ".join(record.values("606", "a"))
     if (title and title.endswith(_GAZETTEER_ENDINGS) and any(c.startswith("K29") for c in clc)) or "地方志" in subjects:
         return "gazetteer"
-    fixed = first(record.values("100", "a")) or ""
     year = fixed[9:13]
     if leader[6] == "a" and year.isdigit() and int(year) < 1912:
         return "ancient_book"
@@ -39,35 +38,39 @@ def _material_type(record: MarcRecord, clc: list[str], title: str | None) -> str
 def _holdings(record: MarcRecord) -> list[Holding]:
     holdings = [
         Holding(
-            call_number=join(f.get_subfields("d") + f.get_subfields("e"), "/"),
-            location=clean(next(iter(f.get_subfields("b", "c")), None)),
-            copies=_int(next(iter(f.get_subfields("f")), None)),
+            call_number=join(subfields(text, "d") + subfields(text, "e"), "/"),
+            location=clean(next(iter(subfields(text, "bc")), None)),
+            copies=_int(subfield(text, "f")),
         )
-        for f in record.get_fields("905", "906")
+        for text in record.get_fields("905", "906")
     ]
     holdings += [
         Holding(
-            call_number=clean(next(iter(f.get_subfields("d")), None)),
-            location=clean(next(iter(f.get_subfields("c", "b")), None)),
-            copies=_int(next(iter(f.get_subfields("f")), None)),
-            available=None,
+            call_number=clean(subfield(text, "d")),
+            location=clean(next(iter(subfields(text, "cb")), None)),
+            copies=_int(subfield(text, "f")),
         )
-        for f in record.get_fields("AVA")
+        for text in record.get_fields("AVA")
     ]
     return holdings
 
 
-def describe(record: MarcRecord) -> Description:
-    title_field = record.get("200")
-    raw_title = title_field.get("a") if title_field else None
-    title = clean(raw_title)
-    clc = [clean(v) for v in record.values("690", "a")]
+def _authors(record: MarcRecord) -> list[str]:
     authors = []
     for tag in _NAME_TAGS:
-        for name_field in record.get_fields(tag):
-            name = ", ".join(part.strip(" ,") for part in name_field.get_subfields("a", "b") if part.strip(" ,"))
+        for text in record.fields.get(tag, ()):
+            name = ", ".join(part.strip(" ,") for part in subfields(text, "ab") if part.strip(" ,"))
             if name and strip_role(name) not in authors:
                 authors.append(strip_role(name))
+    return authors
+
+
+def describe(record: MarcRecord) -> Description:
+    title_field = record.get("200") or ""
+    raw_title = subfield(title_field, "a")
+    title = clean(raw_title)
+    clc = [c for c in map(clean, record.values("690", "a")) if c]
+    fixed = first(record.values("100", "a")) or ""
     return Description(
         local_id=record.control("001"),
         datestamp=record.control("005"),
@@ -75,19 +78,19 @@ def describe(record: MarcRecord) -> Description:
         issn_raw=record.values("011", "a"),
         title=title,
         sort_title=clean(sorting_form(raw_title)),
-        subtitle=join(title_field.get_subfields("e"), " : ") if title_field else None,
-        part_number=join(title_field.get_subfields("h"), " ") if title_field else None,
-        part_name=join(title_field.get_subfields("i"), " ") if title_field else None,
-        responsibility=join(title_field.get_subfields("f", "g")) if title_field else None,
-        authors=authors,
+        subtitle=join(subfields(title_field, "e"), " : "),
+        part_number=join(subfields(title_field, "h"), " "),
+        part_name=join(subfields(title_field, "i"), " "),
+        responsibility=join(subfields(title_field, "fg")),
+        authors=_authors(record),
         edition=first(record.values("205", "a")),
         publisher=first(record.values("210", "c")),
         place=first(record.values("210", "a")),
-        date_text=first(record.values("210", "d")) or (first(record.values("100", "a")) or "")[9:13],
+        date_text=first(record.values("210", "d")) or fixed[9:13],
         extent=first(record.values("215", "a")),
         language=first(record.values("101", "a")),
-        material_type=_material_type(record, [c for c in clc if c], title),
-        clc=[c for c in clc if c],
+        material_type=_material_type(record, clc, title, fixed),
+        clc=clc,
         subjects=[c for c in map(clean, record.values("606", "a")) if c],
         series=first(record.values("225", "a")),
         holdings=_holdings(record),

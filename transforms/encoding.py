@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 from pymarc.marc8 import marc8_to_unicode
 
-from transforms.iso2709 import SUBFIELD_DELIMITER, RawRecord, RecordError
-from transforms.marc import ControlField, DataField, MarcRecord
+from transforms.iso2709 import SUBFIELD_DELIMITER, RawRecord, RecordError, _speedups
+from transforms.marc import SUBFIELD, MarcRecord, data_field
 
 # Registry names → Python codecs. GB 2312 and GBK are subsets of GB18030.
 CODECS = {
@@ -87,22 +87,26 @@ def _declared(raw: RawRecord, bibliographic_format: str) -> tuple[str | None, st
     return None, f"100$a/26-29={charset!r}"
 
 
-def _valid(data: bytes, codec: str) -> bool:
+def _decoded(data: bytes, codec: str) -> str | None:
     try:
-        data.decode(codec)
+        return data.decode(codec)
     except UnicodeDecodeError:
-        return False
-    return True
+        return None
+
+
+def _valid(data: bytes, codec: str) -> bool:
+    return _decoded(data, codec) is not None
+
+
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+_HAN_OR_CJK_PUNCTUATION = re.compile(r"[\u3000-\u9fff\uff00-\uffef\uf900-\ufaff]")
 
 
 def _han_share(text: str) -> float:
     """Share of non-ASCII characters that are CJK ideographs or CJK punctuation:
     GB18030 text decoded right is almost all Han; decoded wrong it is not."""
-    non_ascii = [c for c in text if ord(c) > 127]
-    if not non_ascii:
-        return 1.0
-    han = sum(1 for c in non_ascii if "\u3000" <= c <= "\u9fff" or "\uff00" <= c <= "\uffef" or "\uf900" <= c <= "\ufaff")
-    return han / len(non_ascii)
+    non_ascii = len(_NON_ASCII.findall(text))
+    return len(_HAN_OR_CJK_PUNCTUATION.findall(text)) / non_ascii if non_ascii else 1.0
 
 
 def decide_encoding(raw: RawRecord, bibliographic_format: str, configured: str = "auto") -> EncodingDecision:
@@ -126,8 +130,9 @@ def decide_encoding(raw: RawRecord, bibliographic_format: str, configured: str =
         bad = data.decode("utf-8", "replace").count("\ufffd")
         if bad <= MAX_REPLACED_BYTES:
             return EncodingDecision("utf-8", f"declared {declaration}; {bad} invalid UTF-8 sequence(s) replaced by U+FFFD", 0.5, "replace")
-    if _valid(data, "gb18030"):
-        share = _han_share(data.decode("gb18030"))
+    gb_text = _decoded(data, "gb18030")
+    if gb_text is not None:
+        share = _han_share(gb_text)
         if share < 0.5:
             raise RecordError("undecodable", f"bytes decode as GB18030 but only {share:.0%} of non-ASCII characters are Han; {declaration}")
         evidence = f"declared {declaration}" if declared == "gb18030" else f"{declaration}; detected: valid GB18030, {share:.0%} Han"
@@ -166,44 +171,51 @@ def _decoder(decision: EncodingDecision):
     return lambda data: _CONTROL_FIELD_CONTROLS.sub("", unicodedata.normalize("NFC", marc8_to_unicode(data, hide_utf8_warnings=True)))
 
 
-def decode_record(raw: RawRecord, decision: EncodingDecision, wanted: frozenset[str] | None = None,
-                  *, control_characters: bool = True) -> MarcRecord:
-    """Decode the fields whose tags are `wanted` (all when None). With
-    `control_characters=False` (what `has_control_characters` found for a UTF-8
-    record) data fields are not searched for them."""
-    record = MarcRecord(raw.leader)
+def decode_record(raw: RawRecord, decision: EncodingDecision, wanted: frozenset[str] | None = None) -> tuple[MarcRecord, bool]:
+    """Decode the fields whose tags are `wanted` (all when None); control
+    characters are removed from them. Returns the record and whether any were."""
     try:
         if decision.encoding == "marc-8":  # escape state is per subfield: decode piece by piece
             decode = _decoder(decision)
+            record = MarcRecord(raw.leader)
             for tag, data in zip(raw.tags, raw.datas):
                 if wanted is None or tag in wanted:
-                    _add_marc8_field(record, tag, data, decode)
-            return record
+                    record.add(tag, _marc8_field(tag, data, decode))
+            return record, has_control_characters(raw, decision)
         codec, errors = CODECS[decision.encoding], decision.errors
-        dirty = control_characters or decision.encoding != "utf-8"
-        fields = record.fields
-        for tag, data in zip(raw.tags, raw.datas):
-            if wanted is not None and tag not in wanted:
-                continue
-            # 0x1F never occurs inside a UTF-8, GB18030 or single-byte character: split after decoding.
-            text = data.decode(codec, errors)
-            if tag < "010" and tag.isdigit():
-                marc_field = ControlField(tag, _CONTROL_FIELD_CONTROLS.sub("", text))
-            else:
-                marc_field = DataField(tag, _DATA_FIELD_CONTROLS.sub("", text) if dirty else text)
-            if tag in fields:
-                fields[tag].append(marc_field)
-            else:
-                fields[tag] = [marc_field]
+        if _speedups is not None and wanted is not None:
+            decoded = _speedups.decode_fields(raw.tags, raw.datas, wanted, codec, errors)
+            if decoded is not None:  # None: a field holds control characters, removed below
+                return MarcRecord(raw.leader, *decoded), False
+        controls = has_control_characters(raw, decision)
+        return _decode_fields(raw, codec, errors, wanted, dirty=controls or decision.encoding != "utf-8"), controls
     except (UnicodeDecodeError, ValueError, IndexError) as error:
         raise RecordError("undecodable", f"{decision.encoding}: {error}") from None
+
+
+def _decode_fields(raw: RawRecord, codec: str, errors: str, wanted: frozenset[str] | None, *, dirty: bool) -> MarcRecord:
+    """`decode_fields` of transforms/_speedups.c, in Python; `dirty`: search the fields for control characters."""
+    record = MarcRecord(raw.leader)
+    fields = record.fields
+    for tag, data in zip(raw.tags, raw.datas):
+        if wanted is not None and tag not in wanted:
+            continue
+        # 0x1F never occurs inside a UTF-8, GB18030 or single-byte character: split after decoding.
+        text = data.decode(codec, errors)
+        if tag < "010" and tag.isdigit():
+            if dirty or SUBFIELD in text:
+                text = _CONTROL_FIELD_CONTROLS.sub("", text)
+        elif dirty:
+            text = _DATA_FIELD_CONTROLS.sub("", text)
+        if tag in fields:
+            fields[tag].append(text)
+        else:
+            fields[tag] = [text]
     return record
 
 
-def _add_marc8_field(record: MarcRecord, tag: str, data: bytes, decode) -> None:
+def _marc8_field(tag: str, data: bytes, decode) -> str:
     if tag < "010" and tag.isdigit():
-        record.add(ControlField(tag, decode(data)))
-        return
+        return decode(data)
     head, *chunks = data.split(SUBFIELD_DELIMITER)
-    subfields = [(chunk[:1].decode("latin-1"), decode(chunk[1:])) for chunk in chunks if chunk]
-    record.add(DataField.from_subfields(tag, (head.decode("latin-1") + "  ")[:2], subfields))
+    return data_field(head.decode("latin-1"), [(chunk[:1].decode("latin-1"), decode(chunk[1:])) for chunk in chunks if chunk])

@@ -10,10 +10,18 @@ record). Decoding field bytes into text is left to `transforms.encoding`.
 from __future__ import annotations
 
 import re
+import struct
 from dataclasses import dataclass
-from typing import Iterator
+from functools import lru_cache
+from itertools import accumulate
+from typing import Iterator, NamedTuple
 
 import pymarc
+
+try:  # the hot loops in C (transforms/_speedups.c); the Python below does the same when it is not built
+    from transforms import _speedups
+except ImportError:  # pragma: no cover - depends on the machine's compiler
+    _speedups = None
 
 RECORD_TERMINATOR = b"\x1d"
 FIELD_TERMINATOR = b"\x1e"
@@ -23,6 +31,7 @@ DIRECTORY_ENTRY_LENGTH = 12
 MAX_RECORD_BYTES = 99_999
 MAX_UNLISTED_BYTES = 1_000  # real exports leave a few stray bytes after the last field, not thousands
 _DIRECTORY_ENTRY = re.compile(rb"([\x21-\x7e]{3})([0-9]{4})([0-9]{5})", re.DOTALL)
+_DIRECTORY = re.compile(rb"(?:[\x21-\x7e]{3}[0-9]{9})+")
 
 
 class RecordError(ValueError):
@@ -44,8 +53,7 @@ class RawField:
         return self.tag < "010" and self.tag.isdigit()
 
 
-@dataclass(frozen=True, slots=True)
-class RawRecord:
+class RawRecord(NamedTuple):
     """A record's leader and its fields' bytes, in directory order: `tags[i]`
     names `datas[i]` (without its field terminator)."""
 
@@ -99,37 +107,48 @@ def parse_record(chunk: bytes) -> RawRecord:
         raise RecordError("bad_leader", f"non-ASCII leader {chunk[:LEADER_LENGTH]!r}") from None
     if not leader[:5].isdigit():
         raise RecordError("bad_leader", f"record length {leader[:5]!r} is not a number (leader {leader!r})")
+    if _speedups is not None:
+        fields = _speedups.split_fields(chunk)
+        if fields is not None:
+            return RawRecord(leader, fields[0], fields[1], chunk)
     directory_end = chunk.find(FIELD_TERMINATOR, LEADER_LENGTH)
     if directory_end == -1:
         raise RecordError("bad_directory", "no field terminator after the directory")
     if (directory_end - LEADER_LENGTH) % DIRECTORY_ENTRY_LENGTH:
         raise RecordError("bad_directory", f"directory length {directory_end - LEADER_LENGTH} is not a multiple of 12")
-    entries = _DIRECTORY_ENTRY.findall(chunk, LEADER_LENGTH, directory_end)
-    if len(entries) * DIRECTORY_ENTRY_LENGTH != directory_end - LEADER_LENGTH:
-        raise RecordError("bad_directory", f"unreadable directory entries in {chunk[LEADER_LENGTH:directory_end][:60]!r}")
-    if not entries:
+    if directory_end == LEADER_LENGTH:
         raise RecordError("bad_directory", "record has no fields")
+    if not _DIRECTORY.fullmatch(chunk, LEADER_LENGTH, directory_end):
+        raise RecordError("bad_directory", f"unreadable directory entries in {chunk[LEADER_LENGTH:directory_end][:60]!r}")
     # the directory terminator is the reliable anchor, not leader/12-16
-    return _well_formed(leader, entries, chunk, directory_end + 1) or _by_directory(leader, entries, chunk, directory_end + 1)
+    return _well_formed(leader, chunk, directory_end) or _by_directory(leader, chunk, directory_end)
 
 
-def _well_formed(leader: str, entries: list[tuple[bytes, bytes, bytes]], chunk: bytes, base_address: int) -> RawRecord | None:
+@lru_cache(maxsize=512)
+def _entries_format(count: int) -> struct.Struct:
+    return struct.Struct("3s4s5s" * count)
+
+
+def _well_formed(leader: str, chunk: bytes, directory_end: int) -> RawRecord | None:
     """The common case, cheaply: every field ends with a terminator exactly where
     the directory says (entries in order, lengths adding up to the body). None
     when anything differs, for `_by_directory` to sort out."""
-    datas = chunk[base_address:-1].split(FIELD_TERMINATOR)
-    if len(datas) != len(entries) + 1 or datas.pop():
+    datas = chunk[directory_end + 1 : -1].split(FIELD_TERMINATOR)
+    count = (directory_end - LEADER_LENGTH) // DIRECTORY_ENTRY_LENGTH
+    if len(datas) != count + 1 or datas.pop():
         return None
-    offset = 0
-    for (_, length, start), data in zip(entries, datas):
-        if int(start) != offset or int(length) != len(data) + 1:
-            return None
-        offset += len(data) + 1
-    return RawRecord(leader, [tag.decode("latin-1") for tag, _, _ in entries], datas, chunk)
+    entries = _entries_format(count).unpack_from(chunk, LEADER_LENGTH)
+    lengths = list(map((1).__add__, map(len, datas)))
+    if list(map(int, entries[1::3])) != lengths or list(map(int, entries[2::3])) != list(accumulate(lengths[:-1], initial=0)):
+        return None
+    directory = chunk[LEADER_LENGTH:directory_end].decode("ascii")
+    return RawRecord(leader, [directory[i : i + 3] for i in range(0, len(directory), DIRECTORY_ENTRY_LENGTH)], datas, chunk)
 
 
-def _by_directory(leader: str, entries: list[tuple[bytes, bytes, bytes]], chunk: bytes, base_address: int) -> RawRecord:
+def _by_directory(leader: str, chunk: bytes, directory_end: int) -> RawRecord:
     """Fields cut where the directory says, tolerating a missing terminator."""
+    entries = _DIRECTORY_ENTRY.findall(chunk, LEADER_LENGTH, directory_end)
+    base_address = directory_end + 1
     body_length = len(chunk) - 1 - base_address
     tags, datas = [], []
     for tag, length_text, offset_text in entries:

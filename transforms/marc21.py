@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from transforms.bibliographic import Description, Holding, clean, first, join, sorting_form, strip_role
-from transforms.marc import MarcRecord
+from transforms.marc import MarcRecord, indicators, subfield, subfields
 
 _NAME_TAGS = ("100", "110", "111", "700", "710", "711")
 TAGS = frozenset({
@@ -28,15 +28,15 @@ def holdings(record: MarcRecord) -> list[Holding]:
     """852 locations of a bibliographic record or of an MFHD holdings record."""
     return [
         Holding(
-            call_number=join(f.get_subfields("h", "i", "k", "j"), " "),
-            location=join(f.get_subfields("a", "b", "c"), " / "),
+            call_number=join(subfields(text, "hikj"), " "),
+            location=join(subfields(text, "abc"), " / "),
         )
-        for f in record.get_fields("852")
+        for text in record.get_fields("852")
     ]
 
 
-def _nonfiling(title_field) -> int:
-    indicator = title_field.indicators[1:2]
+def _nonfiling(title_field: str) -> int:
+    indicator = indicators(title_field)[1:2]
     return int(indicator) if indicator.isdigit() else 0
 
 
@@ -45,26 +45,30 @@ def _language(record: MarcRecord) -> str | None:
     return code or first(record.values("041", "a"))
 
 
-def describe(record: MarcRecord) -> Description:
-    title_field = record.get("245")
+def _authors(record: MarcRecord) -> list[str]:
     authors = []
-    for name_field in record.get_fields(*_NAME_TAGS):
-        name = clean(" ".join(name_field.get_subfields("a", "b")))
+    for text in record.get_fields(*_NAME_TAGS):
+        name = clean(" ".join(subfields(text, "ab")))
         if name and strip_role(name) not in authors:
             authors.append(strip_role(name))
-    isbn_raw = record.values("020", "a")
+    return authors
+
+
+def describe(record: MarcRecord) -> Description:
+    title_field = record.get("245") or ""
+    raw_title = subfield(title_field, "a")
     return Description(
         local_id=record.control("001"),
         datestamp=record.control("005"),
-        isbn_raw=isbn_raw,
+        isbn_raw=record.values("020", "a"),
         issn_raw=record.values("022", "a"),
-        title=clean(title_field.get("a")) if title_field else None,
-        sort_title=clean(sorting_form(title_field.get("a"), _nonfiling(title_field))) if title_field else None,
-        subtitle=join(title_field.get_subfields("b"), " : ") if title_field else None,
-        part_number=join(title_field.get_subfields("n"), " ") if title_field else None,
-        part_name=join(title_field.get_subfields("p"), " ") if title_field else None,
-        responsibility=join(title_field.get_subfields("c")) if title_field else None,
-        authors=authors,
+        title=clean(raw_title),
+        sort_title=clean(sorting_form(raw_title, _nonfiling(title_field))),
+        subtitle=join(subfields(title_field, "b"), " : "),
+        part_number=join(subfields(title_field, "n"), " "),
+        part_name=join(subfields(title_field, "p"), " "),
+        responsibility=join(subfields(title_field, "c")),
+        authors=_authors(record),
         edition=first(record.values("250", "a")),
         publisher=first(record.values(("260", "264"), "b")),
         place=first(record.values(("260", "264"), "a")),

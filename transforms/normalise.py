@@ -12,6 +12,7 @@ import unicodedata
 from functools import lru_cache
 
 import opencc
+from pypinyin import lazy_pinyin
 
 _HAN = r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]"
 _SPACE_BETWEEN_HAN = re.compile(rf"(?<={_HAN})\s+(?={_HAN})")
@@ -36,6 +37,8 @@ def _to_simplified() -> opencc.OpenCC:
 def fold_text(text: str) -> str:
     """NFKC (full-width → half-width), traditional → simplified, case fold,
     diacritics off, punctuation and symbols to spaces, no spaces between Han."""
+    if text.isascii():  # the common Western case: NFKC, casefold and the Han rules change nothing else
+        return _SEPARATORS.sub(" ", text.lower()).strip()
     text = unicodedata.normalize("NFKC", text).casefold()
     if not text.isascii():
         if _HAN_CHAR.search(text):
@@ -62,8 +65,6 @@ def pinyin_key(title: str | None) -> str | None:
     extra matching key (catches homophone typos and 繁/简 forms opencc misses)."""
     if not title or not _HAN_CHAR.search(title):
         return None
-    from pypinyin import lazy_pinyin
-
     return "".join(lazy_pinyin(fold_text(title).replace(" ", ""), errors="ignore")) or None
 
 
@@ -92,7 +93,7 @@ def parse_year(text: str | None) -> int | None:
     """First plausible year in `2015.3`, `c2015`, `[2015]`, `2015年`."""
     if not text:
         return None
-    match = _YEAR.search(unicodedata.normalize("NFKC", text))
+    match = _YEAR.search(text if text.isascii() else unicodedata.normalize("NFKC", text))
     return int(match.group()) if match else None
 
 
@@ -100,7 +101,7 @@ def parse_pages(extent: str | None) -> int | None:
     """Page count from `320页`, `xii, 320 p.`, `320p`; None when unclear."""
     if not extent:
         return None
-    text = unicodedata.normalize("NFKC", extent)
+    text = extent if extent.isascii() else unicodedata.normalize("NFKC", extent)
     match = _PAGES.search(text) or _FIRST_NUMBER.search(text)
     if not match:
         return None

@@ -20,9 +20,9 @@ from lxml import etree
 
 from transforms import cnmarc, dublin_core, marc21
 from transforms.bibliographic import Description, Holding, to_row
-from transforms.encoding import EncodingDecision, decide_encoding, decode_record, has_control_characters
+from transforms.encoding import EncodingDecision, decide_encoding, decode_record
 from transforms.iso2709 import RecordError, parse_record, split_records
-from transforms.marc import ControlField, DataField, MarcRecord
+from transforms.marc import SUBFIELD, MarcRecord, data_field
 
 UNIMARC_FAMILY = ("cnmarc", "unimarc")
 _XML_DECISION = EncodingDecision("utf-8", "xml document encoding")
@@ -64,17 +64,17 @@ class HoldingsRecord:
 Result = Accepted | Rejected | Tombstone | HoldingsRecord
 
 
-def bibliographic_format(tags: set[str], configured: str) -> str:
+def bibliographic_format(tags, configured: str) -> str:
     """cnmarc / unimarc / marc21, from the registry or from the tags present."""
     if configured in ("cnmarc", "unimarc", "marc21"):
         return configured
     if "245" in tags:
         return "marc21"
     if "200" in tags:
-        return "cnmarc" if tags & {"690", "905", "906", "AVA"} else "unimarc"
-    if tags & {"852", "863", "866"}:
+        return "cnmarc" if any(tag in tags for tag in ("690", "905", "906", "AVA")) else "unimarc"
+    if any(tag in tags for tag in ("852", "863", "866")):
         return "marc21"  # a holdings (MFHD) record
-    raise RecordError("not_bibliographic", f"neither a 245 (MARC21) nor a 200 (UNIMARC) title field; tags {sorted(tags)[:12]}")
+    raise RecordError("not_bibliographic", f"neither a 245 (MARC21) nor a 200 (UNIMARC) title field; tags {sorted(set(tags))[:12]}")
 
 
 def _wanted(fmt: str) -> frozenset[str]:
@@ -91,7 +91,7 @@ def _result(record: MarcRecord, fmt: str, raw: bytes, decision: EncodingDecision
         if not record.control("004"):
             raise RecordError("orphan_holdings", "holdings (MFHD) record without a 004 link to its bibliographic record")
         return HoldingsRecord(record.control("004"), marc21.holdings(record))
-    if not record.get("245") and not record.get("200"):
+    if "245" not in record.fields and "200" not in record.fields:
         raise RecordError("not_bibliographic", f"no title field (245/200); leader/06={record.leader[6]!r}")
     return accept(_describe(record, fmt), fmt, raw, decision, library_id, run_id, local_id=local_id, datestamp=datestamp)
 
@@ -119,11 +119,11 @@ def read_iso2709(data: bytes, *, library_id: str, run_id: str, syntax: str = "au
     for position, chunk in split_records(data):
         try:
             raw = parse_record(chunk)
-            fmt = bibliographic_format(set(raw.tags), syntax)
+            fmt = bibliographic_format(raw.tags, syntax)
             decision = decide_encoding(raw, fmt, encoding)
-            controls = has_control_characters(raw, decision)
-            result = _result(decode_record(raw, decision, _wanted(fmt), control_characters=controls), fmt, chunk, decision, library_id, run_id)
-            if isinstance(result, Accepted) and controls:
+            record, controls_removed = decode_record(raw, decision, _wanted(fmt))
+            result = _result(record, fmt, chunk, decision, library_id, run_id)
+            if isinstance(result, Accepted) and controls_removed:
                 result.row["quality_flags"] = sorted({*result.row["quality_flags"], "control_characters_removed"})
             yield result
         except RecordError as error:
@@ -147,11 +147,11 @@ def _xml_record(element) -> MarcRecord:
         if name == "leader":
             record.leader = ((child.text or "").replace("-", " ") + " " * 24)[:24]
         elif name == "controlfield":
-            record.add(ControlField(child.get("tag", ""), child.text or ""))
+            record.add(child.get("tag", ""), (child.text or "").replace(SUBFIELD, ""))
         elif name == "datafield":
             subfields = [(sub.get("code") or " ", sub.text or "") for sub in child if _local(sub.tag) == "subfield"]
-            indicators = ((child.get("ind1") or " ") + (child.get("ind2") or " "))[:2]
-            record.add(DataField.from_subfields(child.get("tag", ""), indicators, subfields))
+            indicators = (child.get("ind1") or " ") + (child.get("ind2") or " ")
+            record.add(child.get("tag", ""), data_field(indicators, subfields))
     return record
 
 
@@ -252,10 +252,10 @@ def read_aleph_sequential(data: bytes, *, library_id: str, run_id: str, syntax: 
         if tag == "LDR":
             record.leader = (value.replace("^", " ") + " " * 24)[:24]
         elif tag.isdigit() and tag < "010":
-            record.add(ControlField(tag, value.replace("^", " ")))
+            record.add(tag, value.replace("^", " ").replace(SUBFIELD, ""))
         elif tag.isdigit():
             subfields = [(chunk[:1], chunk[1:]) for chunk in value.split("$$")[1:] if chunk]
-            record.add(DataField.from_subfields(tag, (ind1 + ind2).replace("^", " "), subfields))
+            record.add(tag, data_field((ind1 + ind2).replace("^", " "), subfields))
     decision = EncodingDecision("utf-8", "aleph sequential as UTF-8")
     for sysno, (number, record, lines) in records.items():
         raw = b"\n".join(lines)

@@ -103,7 +103,8 @@ class _Replay:
             self._accept(path, run_id, result)
 
     def _holding_rows(self, key: str, holdings) -> list[dict]:
-        return [dict(record_key=key, library_id=self.library_id, **vars(h)) for h in holdings]
+        return [dict(record_key=key, library_id=self.library_id, call_number=h.call_number, location=h.location,
+                     copies=h.copies, available=h.available) for h in holdings]
 
     def _accept(self, path: Path, run_id: str, result: Accepted) -> None:
         row = result.row

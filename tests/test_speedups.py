@@ -1,0 +1,101 @@
+"""The C speedups (transforms/_speedups.c) against the Python they replace: the same
+fields, decoded texts, subfield index and cleaned values, record by record, on the real
+corpus of ../shared/data, generated CNMARC and generated strings. The Python path also
+runs for every record the C declines, so both must agree wherever both answer."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from transforms import cnmarc, marc21
+from transforms.bibliographic import python_clean
+from transforms.encoding import _CONTROL_FIELD_CONTROLS, _DATA_FIELD_CONTROLS, CODECS, _decode_fields, decide_encoding
+from transforms.iso2709 import _DIRECTORY, RecordError, _speedups, _well_formed, parse_record, split_records
+from transforms.marc import MarcRecord
+from transforms.readers import bibliographic_format
+from unioncat.province import DemoLibrary, write_demo_drops
+
+pytestmark = pytest.mark.skipif(_speedups is None and not os.environ.get("CI"), reason="transforms/_speedups.c is not built here")
+
+
+def test_ci_builds_the_speedups():
+    """On CI the extension must be built: otherwise the benchmarked path would go untested."""
+    assert _speedups is not None
+
+
+def _python_split(chunk: bytes):
+    directory_end = chunk.find(b"\x1e", 24)
+    if directory_end == -1 or (directory_end - 24) % 12 or directory_end == 24 or not _DIRECTORY.fullmatch(chunk, 24, directory_end):
+        return None
+    return _well_formed(chunk[:24].decode("latin-1"), chunk, directory_end)
+
+
+def _corpus(shared_data, tmp_path) -> list[bytes]:
+    files = [p for folder in ("marc21", "unimarc_cnmarc", "marc21_loc_books") for p in (shared_data / folder).rglob("*")
+             if p.is_file() and p.read_bytes()[:5].isdigit()]
+    write_demo_drops([DemoLibrary("B001", "图书馆", "杭州", "city")], tmp_path, titles=300, real_records_dir=None)
+    files += sorted(tmp_path.glob("*/catalogue.mrc"))
+    return [chunk for path in files for _, chunk in split_records(path.read_bytes())]
+
+
+def test_records_split_decode_and_index_alike(shared_data, tmp_path):
+    compared = decoded = 0
+    for chunk in _corpus(shared_data, tmp_path):
+        fast = _speedups.split_fields(chunk)
+        slow = _python_split(chunk)
+        assert (fast is None) == (slow is None), chunk[:80]
+        if fast is None:
+            continue
+        compared += 1
+        assert fast == (slow.tags, slow.datas)
+        try:
+            fmt = bibliographic_format(slow.tags, "auto")
+            decision = decide_encoding(slow, fmt)
+        except RecordError:
+            continue
+        if decision.encoding == "marc-8":
+            continue
+        wanted = cnmarc.TAGS if fmt in ("cnmarc", "unimarc") else marc21.TAGS
+        codec = CODECS[decision.encoding]
+        try:
+            result = _speedups.decode_fields(slow.tags, slow.datas, wanted, codec, decision.errors)
+        except UnicodeDecodeError:
+            with pytest.raises(UnicodeDecodeError):
+                _decode_fields(slow, codec, decision.errors, wanted, dirty=True)
+            continue
+        python = _decode_fields(slow, codec, decision.errors, wanted, dirty=True)
+        if result is None:  # declined: a wanted field holds control characters, which the Python path removes
+            assert any(_has_controls(tag, data.decode(codec, decision.errors))
+                       for tag, data in zip(slow.tags, slow.datas) if tag in wanted), chunk[:80]
+            continue
+        fields, index = result
+        decoded += 1
+        assert fields == python.fields
+        assert index == MarcRecord(slow.leader, python.fields)._index()
+    assert compared > 25_000 and decoded > 25_000
+
+
+def _has_controls(tag: str, text: str) -> bool:
+    pattern = _CONTROL_FIELD_CONTROLS if tag < "010" and tag.isdigit() else _DATA_FIELD_CONTROLS
+    return bool(pattern.search(text))
+
+
+def test_a_record_the_c_declines_is_cut_by_the_directory():
+    """A field missing its terminator: C declines, the Python reads it where the directory says."""
+    leader = b"00000nam  22000000  4500"
+    chunk = leader + b"001000500000" + b"245001000005" + b"\x1e" + b"ID01 " + b"10\x1faTitle\x1e\x1d"
+    assert _speedups.split_fields(chunk) is None
+    assert parse_record(chunk).datas == [b"ID01 ", b"10\x1faTitle"]
+
+
+TEXT = st.text(st.sampled_from(list(" \t\n\r\u3000\xa0/:;,.=aZ中文\x00\x07\x1f\x7f\x88\x89\x9f\u2028é")), max_size=24)
+
+
+@settings(max_examples=3000, deadline=None, database=None)
+@given(st.one_of(TEXT, st.text(max_size=40), st.none()))
+def test_clean_in_c_equals_clean_in_python(value):
+    assert _speedups.clean(value) == python_clean(value)
