@@ -18,25 +18,66 @@ from unioncat.settings import REPO_ROOT, Settings
 DAG_IDS = ("harvest_libraries", "build_catalogue")
 
 
-def configure_embedded_airflow(settings: Settings) -> None:
-    """Point an in-process Airflow at the project config and a SQLite database
-    under the data dir. Must run before anything imports `airflow.settings`."""
-    home = settings.data_dir / "airflow"
-    home.mkdir(parents=True, exist_ok=True)
+STANDALONE_PARALLELISM = "4"  # the default 32 starts 32 task workers (~2 GB); 4 is plenty for a demo
+
+
+def _set_in_config_file(config: Path) -> set[str]:
+    """`AIRFLOW__SECTION__KEY` names of the options the config file sets: those the launcher leaves alone."""
+    import configparser
+
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read(config, encoding="utf-8")
+    except configparser.Error:
+        return set()
+    return {f"AIRFLOW__{section.upper()}__{key.upper()}" for section in parser.sections() for key in parser[section]}
+
+
+def embedded_environment(settings: Settings, environ: dict | None = None, *, launcher: bool = False) -> dict[str, str]:
+    """The Airflow variables unioncat sets: defaults for what neither the environment nor the
+    config file (`AIRFLOW_CONFIG`, default the repo's `airflow.cfg`) already sets. So the
+    embedded default is SQLite under the data dir, and a scaled-out deployment that names its
+    database, executor or parallelism in `airflow.cfg` or in the environment keeps them.
+
+    `launcher`: for `unioncat airflow ...` (real Airflow processes) rather than `dag.test()`."""
+    environ = os.environ if environ is None else environ
+    home = Path(environ.get("AIRFLOW_HOME") or settings.data_dir / "airflow")
+    config = Path(environ.get("AIRFLOW_CONFIG") or REPO_ROOT / "airflow.cfg")
     defaults = {
         "AIRFLOW_HOME": str(home),
-        "AIRFLOW_CONFIG": str(REPO_ROOT / "airflow.cfg"),
+        "AIRFLOW_CONFIG": str(config),
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+    }
+    if launcher:
+        defaults["AIRFLOW__CORE__PARALLELISM"] = STANDALONE_PARALLELISM
+        # Task workers report to the API server's execution API, which Airflow assumes on
+        # localhost:8080 unless told: on another port every task would fail to start.
+        if "AIRFLOW__API__BASE_URL" not in environ:
+            defaults["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = f"http://localhost:{environ.get('AIRFLOW__API__PORT', '8080')}/execution/"
+    else:
         # dag.test() logs every task's lifecycle to the console; the run's own
         # summary is printed instead. Set INFO to see it all.
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
-    }
-    for name, value in defaults.items():
-        os.environ.setdefault(name, value)
-    for name, value in shared_secrets(home).items():
-        os.environ.setdefault(name, value)
+        defaults["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"
+    in_file = _set_in_config_file(config)
+    chosen = {name: value for name, value in defaults.items() if name not in environ and name not in in_file}
+    # In one process (dag.test) only the Fernet key matters: connections it reads were
+    # encrypted by the UI's processes with the same key.
+    wanted = SECRET_VARIABLES if launcher else ("AIRFLOW__CORE__FERNET_KEY",)
+    missing_secrets = [name for name in wanted if name not in environ and name not in in_file]
+    if missing_secrets:
+        home.mkdir(parents=True, exist_ok=True)
+        secrets = shared_secrets(home)
+        chosen |= {name: secrets[name] for name in missing_secrets}
+    return chosen
+
+
+def configure_embedded_airflow(settings: Settings, *, launcher: bool = False) -> None:
+    """Point Airflow at the project config and, unless configured otherwise, a SQLite database
+    under the data dir. Must run before anything imports `airflow.settings`."""
+    os.environ.update(embedded_environment(settings, launcher=launcher))
+    Path(os.environ["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
     os.environ["UNIONCAT_SOURCES"] = str(settings.sources_path)
     os.environ["UNIONCAT_DATA_DIR"] = str(settings.data_dir)
 
@@ -121,23 +162,13 @@ def run_dags_in_process(settings: Settings, run_conf: dict | None = None, progre
     return states
 
 
-STANDALONE_PARALLELISM = "4"  # the default 32 starts 32 task workers (~2 GB); 4 is plenty for a demo
-
-
 def airflow_command(settings: Settings, args: list[str]) -> int:
     """Run the `airflow` CLI with the project's configuration, e.g. `standalone`, `dags list`.
 
     `standalone` first migrates the database and creates the harvest pools (a task
     in a missing pool is never scheduled), then replaces this process. `init` does only
     that (and starts nothing): run it once against a scaled-out deployment's database."""
-    configure_embedded_airflow(settings)
-    os.environ.pop("AIRFLOW__LOGGING__LOGGING_LEVEL", None)  # the UI's task logs want INFO
-    os.environ.setdefault("AIRFLOW__CORE__PARALLELISM", STANDALONE_PARALLELISM)
-    port = os.environ.get("AIRFLOW__API__PORT", "8080")
-    if "AIRFLOW__API__BASE_URL" not in os.environ:
-        # Task workers report to the API server's execution API, which Airflow assumes on
-        # localhost:8080 unless told: on another port every task would fail to start.
-        os.environ.setdefault("AIRFLOW__CORE__EXECUTION_API_SERVER_URL", f"http://localhost:{port}/execution/")
+    configure_embedded_airflow(settings, launcher=True)
     if args[:1] in (["standalone"], ["init"]):
         from airflow.utils.db import initdb
 

@@ -27,7 +27,8 @@ from unioncat.settings import Settings
 HARVEST_ASSET = Asset("unioncat://landing")
 CATALOGUE_ASSET = Asset("unioncat://published/current")
 PROTOCOLS = ("oai", "sru", "z3950", "file")
-# Slots of each protocol's pool (`unioncat pools` / `ensure_pools` create them): concurrent harvests per protocol.
+# Default slots of each protocol's pool (`unioncat airflow init` / `standalone` create missing pools; an
+# existing pool keeps the size an operator gave it): concurrent harvests per protocol.
 POOL_SLOTS = {"oai": 4, "sru": 4, "z3950": 4, "file": 2}
 HARVEST_TIMEOUT = timedelta(hours=6)  # a first full harvest of a 1M-record library over SRU
 STAGE_TIMEOUT = timedelta(hours=2)
