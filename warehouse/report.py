@@ -41,18 +41,37 @@ class Bar:
 # ---- SVG ------------------------------------------------------------------------------------------
 
 
-def _text(x: float, y: float, content: str, *, anchor: str = "start", size: int = 12, cls: str = "") -> str:
+def _text(x: float, y: float, content: str, *, anchor: str = "start", size: int = 12, cls: str = "", ink: str = "") -> str:
     css = f' class="{cls}"' if cls else ""
-    return f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" font-size="{size}"{css}>{escape(content)}</text>'
+    style = f' style="fill:{ink}"' if ink else ""  # a style, not a fill attribute: the page's CSS would win over that
+    return f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" font-size="{size}"{css}{style}>{escape(content)}</text>'
 
 
-def bar_chart(bars: list[Bar], *, colours: tuple[str, str], label_width: int = 220, width: int = 900, row: int = 18,
-              title: str = "") -> str:
-    """Horizontal bars with a darker part (e.g. records, and the unique holdings among them)."""
+def text_px(content: str, size: float) -> float:
+    """Roughly how wide `content` is drawn at `size` px: Han characters and full-width forms
+    are one em, the rest about 0.62 em (generous for digits and Latin in a sans-serif)."""
+    import unicodedata
+
+    return sum(size if unicodedata.east_asian_width(c) in "WF" else 0.62 * size for c in content)
+
+
+CHART_WIDTH = 1100  # fits the page's main column (1180 px less the section's padding)
+
+
+def bar_chart(bars: list[Bar], *, colours: tuple[str, str], width: int = CHART_WIDTH, row: int = 18, title: str = "",
+              top: float | None = None, label_size: int = 11) -> str:
+    """Horizontal bars with a darker part (e.g. records, and the unique holdings among them).
+    The label column and the room for the note after the longest bar are measured from the
+    texts, so nothing is clipped; `top` shares one scale between charts drawn side by side."""
     if not bars:
         return '<p class="empty">nothing to show</p>'
-    top = max(b.value for b in bars) or 1
-    plot = width - label_width - 150
+    top = top or max(b.value for b in bars) or 1
+    label_width = int(max(text_px(b.label, label_size) for b in bars)) + 12
+    notes = [b.note or f"{b.value:,.0f}" for b in bars]
+    # As wide as every bar's note still fits after it: bar + 6 px + note <= width.
+    room = width - label_width - 14
+    plot = min([room] + [(room - text_px(note, 10)) / (b.value / top) for b, note in zip(bars, notes) if b.value > 0])
+    plot = max(plot, 40.0)
     height = row * len(bars) + 28
     parts = [f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}">',
              f"<title>{escape(title)}</title>"]
@@ -60,16 +79,16 @@ def bar_chart(bars: list[Bar], *, colours: tuple[str, str], label_width: int = 2
         x = label_width + plot * tick / top
         parts.append(f'<line x1="{x:.1f}" y1="0" x2="{x:.1f}" y2="{height - 22}" class="grid"/>')
         parts.append(_text(x, height - 8, f"{tick:,.0f}", anchor="middle", size=10, cls="axis"))
-    for n, bar in enumerate(bars):
+    for n, (bar, note) in enumerate(zip(bars, notes)):
         y = n * row
         full, part = plot * bar.value / top, plot * bar.part / top
-        parts.append(_text(label_width - 6, y + row * 0.72, bar.label, anchor="end", size=11))
+        parts.append(_text(label_width - 6, y + row * 0.72, bar.label, anchor="end", size=label_size))
         parts.append(f'<rect x="{label_width}" y="{y + 2}" width="{full:.1f}" height="{row - 4}" fill="{bar.colour or colours[0]}">'
                      f"<title>{escape(bar.label)}: {bar.value:,.0f}</title></rect>")
         if bar.part:
             parts.append(f'<rect x="{label_width}" y="{y + 2}" width="{part:.1f}" height="{row - 4}" fill="{bar.colour or colours[1]}">'
                          f"<title>{escape(bar.label)}: {bar.part:,.0f}</title></rect>")
-        parts.append(_text(label_width + full + 6, y + row * 0.72, bar.note or f"{bar.value:,.0f}", size=10, cls="note"))
+        parts.append(_text(label_width + full + 6, y + row * 0.72, note, size=10, cls="note"))
     parts.append("</svg>")
     return "".join(parts)
 
@@ -81,39 +100,50 @@ def _ticks(top: float) -> list[float]:
     return [step * k for k in range(int(top // step) + 1)]
 
 
-def heatmap(labels: list[str], matrix: list[list[float | None]], *, title: str, cell: int = 30) -> str:
-    """A square matrix of shares 0-1 (None on the diagonal), darker = more shared."""
+def _shade(share: float) -> str:
+    """White-blue to dark blue for 0-1."""
+    return f"rgb({int(247 - 216 * share)},{int(251 - 156 * share)},{int(255 - 116 * share)})"
+
+
+def heatmap(labels: list[str], matrix: list[list[float | None]], *, title: str, cell: int = 32) -> str:
+    """A square matrix of shares 0-1 (None on the diagonal), darker = more shared, with its
+    value in percent in each cell and a legend; label room is measured from the labels."""
     if not labels:
         return '<p class="empty">nothing to show</p>'
+    import math
+
     top = max((v for r in matrix for v in r if v is not None), default=0) or 1
-    left, head = 200, 150
+    longest = max(text_px(label, 12) for label in labels)
+    left = int(longest) + 14
+    head = int(longest * math.sin(math.radians(55))) + 18
     size = cell * len(labels)
-    width, height = left + size + 90, head + size + 10
+    legend_x = left + size + 24
+    width = max(legend_x + 110, left + size + int(longest * math.cos(math.radians(55))) + 16)
+    height = head + size + 10
     parts = [f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}">',
              f"<title>{escape(title)}</title>"]
     for i, label in enumerate(labels):
-        parts.append(_text(left - 6, head + i * cell + cell * 0.65, label, anchor="end", size=11))
-        x = left + i * cell + cell * 0.6
-        parts.append(f'<text transform="translate({x:.1f},{head - 6}) rotate(-55)" font-size="11">{escape(label)}</text>')
+        parts.append(_text(left - 8, head + i * cell + cell * 0.62, label, anchor="end", size=12))
+        x = left + i * cell + cell * 0.62
+        parts.append(f'<text transform="translate({x:.1f},{head - 8}) rotate(-55)" font-size="12">{escape(label)}</text>')
     for i, row in enumerate(matrix):
         for j, value in enumerate(row):
             x, y = left + j * cell, head + i * cell
             if value is None:
-                parts.append(f'<rect x="{x}" y="{y}" width="{cell - 1}" height="{cell - 1}" fill="#eee"/>')
+                parts.append(f'<rect x="{x}" y="{y}" width="{cell - 1}" height="{cell - 1}" fill="#eceef1"/>')
                 continue
             shade = value / top
-            fill = f"rgb({int(247 - 216 * shade)},{int(251 - 156 * shade)},{int(255 - 116 * shade)})"
-            ink = "#fff" if shade > 0.55 else "#333"
-            parts.append(f'<rect x="{x}" y="{y}" width="{cell - 1}" height="{cell - 1}" fill="{fill}">'
+            parts.append(f'<rect x="{x}" y="{y}" width="{cell - 1}" height="{cell - 1}" fill="{_shade(shade)}">'
                          f"<title>{escape(labels[i])} × {escape(labels[j])}: Jaccard {value:.3f}</title></rect>")
-            parts.append(f'<text x="{x + cell / 2:.1f}" y="{y + cell * 0.62:.1f}" text-anchor="middle" font-size="9" '
-                         f'fill="{ink}">{value * 100:.0f}</text>')
-    legend_x = left + size + 20
-    for k in range(5):
-        shade = k / 4
-        fill = f"rgb({int(247 - 216 * shade)},{int(251 - 156 * shade)},{int(255 - 116 * shade)})"
-        parts.append(f'<rect x="{legend_x}" y="{head + k * 22}" width="18" height="18" fill="{fill}"/>')
-        parts.append(_text(legend_x + 24, head + k * 22 + 13, f"{top * shade * 100:.0f}%", size=10))
+            parts.append(_text(x + (cell - 1) / 2, y + cell * 0.64, f"{value * 100:.0f}", anchor="middle", size=11,
+                               ink="#fff" if shade > 0.5 else "#1d2a36"))
+    parts.append(_text(legend_x, head - 8, "Jaccard, %", size=11, cls="axis"))
+    steps = 6
+    for k in range(steps):
+        share = k / (steps - 1)
+        y = head + k * 24
+        parts.append(f'<rect x="{legend_x}" y="{y}" width="20" height="20" fill="{_shade(share)}" stroke="#d5d9de"/>')
+        parts.append(_text(legend_x + 28, y + 14, f"{top * share * 100:.0f}", size=11))
     parts.append("</svg>")
     return "".join(parts)
 
@@ -160,9 +190,12 @@ STYLE = """
 body { font-family: system-ui, "Noto Sans CJK SC", "WenQuanYi Micro Hei", "PingFang SC", "Microsoft YaHei", sans-serif;
        margin: 0; color: #222; background: #f6f7f9; }
 header { background: #1f3b57; color: #fff; padding: 22px 40px; }
+header > div { max-width: 1180px; margin: 0 auto; }
 header h1 { margin: 0 0 6px; font-size: 24px; font-weight: 600; }
 header p { margin: 0; opacity: .85; font-size: 13px; }
-main { padding: 10px 40px 40px; max-width: 1180px; }
+main { padding: 10px 40px 40px; max-width: 1180px; margin: 0 auto; }
+h3 { font-size: 14px; margin: 16px 0 6px; font-weight: 600; color: #333; }
+svg.chart { display: block; max-width: 100%; height: auto; }
 section { background: #fff; border-radius: 8px; padding: 18px 24px; margin: 18px 0; box-shadow: 0 1px 3px rgba(0,0,0,.08); }
 h2 { font-size: 18px; margin: 0 0 4px; font-weight: 600; }
 p.lead { margin: 0 0 12px; color: #555; font-size: 13px; }
@@ -212,16 +245,38 @@ def _library_label(row: dict) -> str:
     return f"{row['name']} {row['library_id']}"
 
 
+LEVEL_GROUPS = (("province and city libraries", ("province", "city")), ("county libraries", ("county",)))
+TWO_COLUMNS_FROM = 30  # bars; more than this are drawn in two columns on one scale
+
+
 def _libraries_section(data: dict) -> str:
     rows = data["libraries"]
-    bars = [Bar(_library_label(r), r["records"], r["unique_holdings"],
-                f"{r['records']:,} records · {r['unique_holdings']:,} unique") for r in rows]
+    charts = []
+    for name, levels in LEVEL_GROUPS:
+        group = [r for r in rows if r["level"] in levels]
+        other = [r for r in rows if r["level"] not in {lv for _, lvs in LEVEL_GROUPS for lv in lvs}]
+        group += other if levels == LEVEL_GROUPS[-1][1] else []  # a level we do not know goes last, not nowhere
+        if not group:
+            continue
+        bars = [Bar(_library_label(r), r["records"], r["unique_holdings"],
+                    f"{r['records']:,} · {r['unique_holdings']:,} unique") for r in group]
+        top = max(b.value for b in bars) or 1
+        title = f"records and unique holdings: {name}"
+        if len(bars) > TWO_COLUMNS_FROM:
+            half = (len(bars) + 1) // 2
+            columns = [bar_chart(bars[:half], colours=(COLOURS["records"], COLOURS["unique"]), width=(CHART_WIDTH - 24) // 2,
+                                 row=17, top=top, title=f"{title}, 1 of 2"),
+                       bar_chart(bars[half:], colours=(COLOURS["records"], COLOURS["unique"]), width=(CHART_WIDTH - 24) // 2,
+                                 row=17, top=top, title=f"{title}, 2 of 2")]
+            chart = '<div class="columns">' + "".join(columns) + "</div>"
+        else:
+            chart = bar_chart(bars, colours=(COLOURS["records"], COLOURS["unique"]), row=19, title=title)
+        charts.append(f"<h3>{escape(name[0].upper() + name[1:])} ({len(group)})</h3>{chart}")
     return _section("libraries", "Records and unique holdings per library",
-                    "Each library's records (light) and, among its manifestations, those no other library holds (dark). "
-                    "Sorted by records.",
-                    _legend(("records", COLOURS["records"]), ("unique holdings", COLOURS["unique"])),
-                    bar_chart(bars, colours=(COLOURS["records"], COLOURS["unique"]), label_width=260, row=16,
-                              title="records and unique holdings per library"))
+                    "Each library's records (light) and, among its manifestations, those no other library holds (dark), "
+                    "sorted by records. Province and city libraries hold far more than county ones, so each group has "
+                    "its own scale.",
+                    _legend(("records", COLOURS["records"]), ("unique holdings", COLOURS["unique"])), *charts)
 
 
 def _overlap_section(data: dict) -> str:
@@ -243,30 +298,32 @@ def _coverage_section(data: dict) -> str:
     return (_section("cities", "Coverage by city",
                      "Manifestations held by at least one library of the city (light); dark: held in no other city.",
                      _legend(("held in the city", COLOURS["shared"]), ("only in this city", COLOURS["only"])),
-                     bar_chart(cities, colours=(COLOURS["shared"], COLOURS["only"]), label_width=120, title="coverage by city"))
+                     bar_chart(cities, colours=(COLOURS["shared"], COLOURS["only"]), title="coverage by city"))
             + _section("classes", "Coverage by CLC class",
                        "Manifestations per top class of the Chinese Library Classification (first letter of the first CLC "
                        "number); dark: held by one library only.",
                        _legend(("manifestations", COLOURS["shared"]), ("held by one library", COLOURS["only"])),
-                       bar_chart(classes, colours=(COLOURS["shared"], COLOURS["only"]), label_width=300,
+                       bar_chart(classes, colours=(COLOURS["shared"], COLOURS["only"]),
                                  title="coverage by CLC class")))
 
 
 def _quarantine_section(data: dict) -> str:
     rows = data["quarantine"]
-    chart = bar_chart([Bar(r["reason"], r["n"], r["n"], _plural(r["n"], "record") + " in " + _plural(r["libraries"], "library"))
-                       for r in rows], colours=(COLOURS["bad"], COLOURS["bad"]), label_width=200, title="quarantine by reason")
+    read = data["totals"]["records"] + data["totals"]["quarantined"]
+    chart = bar_chart([Bar(r["reason"], r["n"], r["n"], _plural(r["n"], "record") + " in " + _plural(r["libraries"], "library")
+                           + f" ({r['n'] / read:.2%} of the records read)") for r in rows],
+                      colours=(COLOURS["bad"], COLOURS["bad"]), width=800, title="quarantine by reason")
     worst = [r for r in sorted(data["libraries"], key=lambda r: (-r["quarantined"], r["library_id"])) if r["quarantined"]][:10]
     table = _table(["library", "records", "quarantined"], [[_library_label(r), r["records"], r["quarantined"]] for r in worst]) if worst else ""
     return _section("quarantine", "Quarantine by reason",
                     "Source records that could not be read; they are kept with their bytes in quarantine.parquet "
-                    "(see `unioncat status`).", chart, table)
+                    "(per library: unioncat status).", chart, table)
 
 
 def _changes_section(data: dict) -> str:
     counts = data["changes"]
     bars = [Bar(kind, counts.get(kind, 0), colour=COLOURS[kind]) for kind in CHANGE_KINDS]
-    chart = bar_chart(bars, colours=(COLOURS["updated"], COLOURS["updated"]), label_width=120, width=700,
+    chart = bar_chart(bars, colours=(COLOURS["updated"], COLOURS["updated"]), width=700,
                       title="manifestations changed since the parent snapshot") if counts else \
         '<p class="empty">No manifestation changed.</p>'
 
@@ -291,7 +348,8 @@ def render(data: dict, snapshot_id: str) -> str:
     share = t["shared"] / t["manifestations"] if t["manifestations"] else 0
     cards = [("libraries", t["libraries"]), ("records", t["records"]), ("manifestations", t["manifestations"]),
              (f"held by 2+ libraries ({share:.0%})", t["shared"]), ("held by one library", t["unique_holdings"]),
-             ("quarantined records", t["quarantined"]), ("changes since parent", t["changes"])]
+             ("quarantined records", t["quarantined"]),
+             ("changes since parent" if data["parent"] else "added (first snapshot)", t["changes"])]
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     body = "".join((
         '<div class="cards">' + "".join(f'<div class="card"><b>{v:,}</b><span>{escape(k)}</span></div>' for k, v in cards) + "</div>",
@@ -299,9 +357,10 @@ def render(data: dict, snapshot_id: str) -> str:
         _quarantine_section(data), _changes_section(data),
     ))
     return (f'<!DOCTYPE html><html lang="zh-CN"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>unioncat report · snapshot {escape(snapshot_id)}</title><style>{STYLE}</style></head><body>"
-            f"<header><h1>Union catalogue · snapshot {escape(snapshot_id)}</h1>"
-            f"<p>Data quality and coverage · parent {escape(data['parent'] or 'none')} · generated {generated}</p></header>"
+            f"<header><div><h1>Union catalogue · snapshot {escape(snapshot_id)}</h1>"
+            f"<p>Data quality and coverage · parent {escape(data['parent'] or 'none')} · generated {generated}</p></div></header>"
             f"<main>{body}</main></body></html>")
 
 
