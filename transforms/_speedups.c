@@ -19,6 +19,26 @@
 #define FIELD_TERMINATOR 0x1E
 #define SUBFIELD_DELIMITER 0x1F
 
+/* Tags are mostly three digits: one shared str each, made once, so that the
+ * mappings' dictionary and set lookups find their hash already computed. */
+static PyObject *digit_tags[1000];
+
+static PyObject *tag_text(const char *entry)
+{
+    if (entry[0] >= '0' && entry[0] <= '9' && entry[1] >= '0' && entry[1] <= '9' && entry[2] >= '0' && entry[2] <= '9') {
+        int number = (entry[0] - '0') * 100 + (entry[1] - '0') * 10 + (entry[2] - '0');
+        if (digit_tags[number] == NULL) {
+            digit_tags[number] = PyUnicode_DecodeASCII(entry, 3, NULL);
+            if (digit_tags[number] == NULL)
+                return NULL;
+            PyUnicode_InternInPlace(&digit_tags[number]);
+        }
+        Py_INCREF(digit_tags[number]);
+        return digit_tags[number];
+    }
+    return PyUnicode_DecodeASCII(entry, 3, NULL);
+}
+
 static int read_digits(const char *text, int count, Py_ssize_t *value)
 {
     Py_ssize_t result = 0;
@@ -83,7 +103,7 @@ static PyObject *split_fields(PyObject *module, PyObject *record)
         Py_ssize_t length, offset;
         read_digits(entry + 3, 4, &length);
         read_digits(entry + 7, 5, &offset);
-        PyObject *tag = PyUnicode_DecodeASCII(entry, 3, NULL);
+        PyObject *tag = tag_text(entry);
         PyObject *field = PyBytes_FromStringAndSize(body + offset, length - 1);
         if (tag == NULL || field == NULL) {
             Py_XDECREF(tag);

@@ -99,9 +99,10 @@ def join(values: list[str], separator: str = " ; ") -> str | None:
     return separator.join(filter(None, map(clean, values))) or None
 
 
-def to_row(description: Description, *, library_id: str, source_format: str) -> dict:
-    """The canonical `records` row (without provenance columns) of a description."""
-    flags = []
+def to_row(description: Description, *, library_id: str, source_format: str, flags: tuple[str, ...] = ()) -> dict:
+    """The canonical `records` row (without provenance columns) of a description;
+    `flags`: quality flags the reader noticed, added to those found here."""
+    flags = list(flags)
     isbn13s = []
     for raw in description.isbn_raw:
         isbn = to_isbn13(raw)
@@ -109,12 +110,15 @@ def to_row(description: Description, *, library_id: str, source_format: str) -> 
             flags.append("invalid_isbn")
         elif isbn not in isbn13s:
             isbn13s.append(isbn)
-    if not description.title:
+    title = description.title
+    if not title:
         flags.append("no_title")
     year = normalise.parse_year(description.date_text)
     if year is None:
         flags.append("no_year")
     local_id = description.local_id
+    sort_title = description.sort_title or title
+    authors = description.authors
     return {
         "record_key": f"{library_id}:{local_id}",
         "library_id": library_id,
@@ -124,13 +128,13 @@ def to_row(description: Description, *, library_id: str, source_format: str) -> 
         "datestamp": description.datestamp,
         "isbn": isbn13s,
         "isbn_raw": description.isbn_raw,
-        "issn": [issn for issn in map(normalise_issn, description.issn_raw) if issn],
-        "title": description.title,
+        "issn": [issn for issn in map(normalise_issn, description.issn_raw) if issn] if description.issn_raw else [],
+        "title": title,
         "subtitle": description.subtitle,
         "part_number": description.part_number,
         "part_name": description.part_name,
         "responsibility": description.responsibility,
-        "authors": description.authors,
+        "authors": authors,
         "edition": description.edition,
         "publisher": description.publisher,
         "place": description.place,
@@ -141,9 +145,9 @@ def to_row(description: Description, *, library_id: str, source_format: str) -> 
         "clc": description.clc,
         "subjects": description.subjects,
         "series": description.series,
-        "title_key": normalise.title_key(description.sort_title or description.title, description.subtitle) or f"no-title:{library_id}:{local_id}",
-        "title_pinyin": normalise.pinyin_key(description.sort_title or description.title),
-        "author_key": normalise.author_key(description.authors[0] if description.authors else None),
+        "title_key": normalise.title_key(sort_title, description.subtitle) or f"no-title:{library_id}:{local_id}",
+        "title_pinyin": normalise.pinyin_key(sort_title),
+        "author_key": normalise.author_key(authors[0] if authors else None),
         "publisher_key": normalise.publisher_key(description.publisher),
-        "quality_flags": sorted(set(flags)),
+        "quality_flags": sorted(set(flags)) if len(flags) > 1 else flags,
     }

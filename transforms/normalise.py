@@ -49,6 +49,7 @@ def fold_text(text: str) -> str:
     return _SPACES.sub(" ", text).strip()
 
 
+@lru_cache(maxsize=1 << 17)
 def title_key(title: str | None, subtitle: str | None = None) -> str:
     """Matching key of title proper + subtitle. Non-empty whenever the title has
     any visible character: a title made only of symbols keeps its symbols."""
@@ -68,10 +69,12 @@ def pinyin_key(title: str | None) -> str | None:
     return "".join(lazy_pinyin(fold_text(title).replace(" ", ""), errors="ignore")) or None
 
 
+@lru_cache(maxsize=1 << 17)
 def author_key(name: str | None) -> str:
     return fold_text(name or "").replace(" ", "")
 
 
+@lru_cache(maxsize=1 << 14)
 def publisher_key(publisher: str | None) -> str:
     key = fold_text(publisher or "")
     for suffix in _PUBLISHER_SUFFIXES:

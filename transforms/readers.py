@@ -106,12 +106,14 @@ def accept(description: Description, fmt: str, raw: bytes, decision: EncodingDec
         flags.append("encoding_errors_replaced")
     if decision.confidence < 1.0:
         flags.append("encoding_detected")
-    row = to_row(description, library_id=library_id, source_format=fmt)
-    row["quality_flags"] = sorted(set(row["quality_flags"] + flags))
-    row.update(
-        source_encoding=decision.encoding, encoding_evidence=decision.evidence, encoding_confidence=decision.confidence,
-        run_id=run_id, raw=raw, datestamp=datestamp or row["datestamp"],
-    )
+    row = to_row(description, library_id=library_id, source_format=fmt, flags=flags)
+    row["source_encoding"] = decision.encoding
+    row["encoding_evidence"] = decision.evidence
+    row["encoding_confidence"] = decision.confidence
+    row["run_id"] = run_id
+    row["raw"] = raw
+    if datestamp:
+        row["datestamp"] = datestamp
     return Accepted(row, description.holdings)
 
 
