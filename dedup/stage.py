@@ -31,7 +31,7 @@ from dedup.features import INPUT_COLUMNS, build_match_records
 from dedup.scoring import evidence_sql, rule_sql, score_pairs
 from unioncat import atomic, schema
 from unioncat.registry import Library
-from unioncat.settings import Settings
+from unioncat.settings import Settings, duckdb_config
 
 RUN_TAG = b"unioncat.dedup_run"
 CACHE_FILES = ("match_records.parquet", "match_evidence.parquet")
@@ -49,6 +49,7 @@ class DedupSummary:
     incremental: bool = False
     changes: dict = field(default_factory=dict)
     seconds: float = 0.0
+    phases: dict = field(default_factory=dict)  # phase → seconds
 
     def line(self) -> str:
         mode = f"incremental, {self.rematched_records:,} records re-matched" if self.incremental else "full"
@@ -67,7 +68,7 @@ def deduplicate(settings: Settings, libraries: list[Library], con: duckdb.DuckDB
     """Deduplicate the staged records of `libraries` into `<data_dir>/dedup/`."""
     if con is None:
         settings.dedup_dir.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(config={"preserve_insertion_order": False, "temp_directory": str(settings.dedup_dir / ".spill")})
+        con = duckdb.connect(config=duckdb_config(settings.dedup_dir / ".spill", preserve_insertion_order=False))
     load_files(con, staged_record_files(settings, libraries))
     return run(con, settings.dedup_dir, {lib.id: lib.level for lib in libraries}, full=full)
 
@@ -88,30 +89,50 @@ def load_rows(con: duckdb.DuckDBPyConnection, rows: pa.Table) -> None:
     con.unregister("dedup_rows_arrow")
 
 
+class _Phases:
+    """Wall seconds of each phase of a run, in order (kept in state.json and the summary)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._mark = time.perf_counter()
+
+    def done(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = round(now - self._mark, 2)
+        self._mark = now
+
+
 def run(con: duckdb.DuckDBPyConnection, out: Path, levels: dict[str, str], *, full: bool = False) -> DedupSummary:
     """Deduplicate `dedup_input` into the folder `out`, carrying ids from the run found there."""
     started = time.perf_counter()
+    phases = _Phases()
     out.mkdir(parents=True, exist_ok=True)
     con.execute("set enable_progress_bar = false")
     state = atomic.read_json(out / "state.json") or {}
     run_number = int(state.get("run", 0)) + 1
     records = build_match_records(con)
+    phases.done("features")
     incremental = not full and _cache_valid(out, state)
     matched = _match_incrementally(con, out) if incremental else _match_all(con)
+    phases.done("matching")
     stats = clustering.cluster(con)
+    phases.done("clustering")
     golden.build_golden(con, levels)
     golden.build_works(con)
+    phases.done("golden_records")
     lineage = _assign_ids(con, out, run_number)
+    phases.done("ids")
     counts = _write_outputs(con, out, run_number, lineage)
+    phases.done("outputs")
     atomic.write_json(out / "state.json", {
         "run": run_number, "rules": rules.fingerprint(), "duckdb": duckdb.__version__, "records": records,
-        "incremental": incremental, **matched, **stats, **counts,
+        "incremental": incremental, **matched, **stats, **counts, "phases": phases.seconds,
     })
     return DedupSummary(
         records=records, manifestations=counts["manifestations"], merged_records=records - counts["manifestations"],
         works=counts["works"], pairs_scored=matched["pairs_scored"], accepted_pairs=counts["accepted_pairs"],
         rematched_records=matched["rematched_records"], incremental=incremental, changes=counts["changes"],
-        seconds=round(time.perf_counter() - started, 3),
+        seconds=round(time.perf_counter() - started, 3), phases=phases.seconds,
     )
 
 

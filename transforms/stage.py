@@ -79,7 +79,7 @@ class _Replay:
         self.position: dict[str, int] = {}  # record_key → row number of its live version
         self.origin: dict[str, Path] = {}
         self.superseded: set[int] = set()
-        self.holdings: dict[str, list[dict]] = {}
+        self.holdings: dict[str, list[tuple]] = {}  # record_key → (call_number, location, copies, available)…
         self.by_oai_identifier: dict[str, str] = {}
         self.quarantine: list[dict] = []
         self.updated = self.deleted = 0
@@ -98,13 +98,13 @@ class _Replay:
                 self.deleted += 1
         elif isinstance(result, HoldingsRecord):
             key = f"{self.library_id}:{result.bib_local_id}"
-            self.holdings.setdefault(key, []).extend(self._holding_rows(key, result.holdings))
+            self.holdings.setdefault(key, []).extend(self._holding_rows(result.holdings))
         else:
             self._accept(path, run_id, result)
 
-    def _holding_rows(self, key: str, holdings) -> list[dict]:
-        return [dict(record_key=key, library_id=self.library_id, call_number=h.call_number, location=h.location,
-                     copies=h.copies, available=h.available) for h in holdings]
+    @staticmethod
+    def _holding_rows(holdings) -> list[tuple]:
+        return [(h.call_number, h.location, h.copies, h.available) for h in holdings]
 
     def _accept(self, path: Path, run_id: str, result: Accepted) -> None:
         row = result.row
@@ -124,7 +124,7 @@ class _Replay:
         self.rows += 1
         if len(self.columns["raw"]) == self.BATCH_ROWS:
             self._cut_batch()
-        self.holdings[key] = self._holding_rows(key, result.holdings)
+        self.holdings[key] = self._holding_rows(result.holdings)
         if result.oai_identifier:
             self.by_oai_identifier[result.oai_identifier] = key
 
@@ -150,8 +150,13 @@ class _Replay:
             table = table.filter(pa.array(live))
         return table
 
-    def holding_rows(self) -> list[dict]:
-        return [h for key, rows in self.holdings.items() for h in rows]
+    def holdings_table(self) -> pa.Table:
+        keys = [key for key, rows in self.holdings.items() for _ in rows]
+        rows = [row for rows in self.holdings.values() for row in rows]
+        columns = dict(zip(("call_number", "location", "copies", "available"), zip(*rows))) if rows else {}
+        return pa.table({"record_key": keys, "library_id": [self.library_id] * len(keys),
+                         **{name: columns.get(name, ()) for name in ("call_number", "location", "copies", "available")}},
+                        schema=schema.HOLDINGS)
 
 
 def quality_profile(records: pa.Table, quarantine: list[dict]) -> dict:
@@ -196,13 +201,13 @@ def transform_library(settings: Settings, library: Library, *, full: bool = Fals
             replay.apply(path, run_id, result)
 
     records = replay.records()
-    holding_rows = replay.holding_rows()
+    holdings = replay.holdings_table()
     atomic.write_parquet(staging / "records.parquet", records)
-    atomic.write_parquet(staging / "holdings.parquet", pa.Table.from_pylist(holding_rows, schema=schema.HOLDINGS))
+    atomic.write_parquet(staging / "holdings.parquet", holdings)
     atomic.write_parquet(staging / "quarantine.parquet", pa.Table.from_pylist(replay.quarantine, schema=schema.QUARANTINE))
     summary = TransformSummary(
         library.id, fingerprint, files=len(paths), records=records.num_rows, updated=replay.updated, deleted=replay.deleted,
-        holdings=len(holding_rows), quarantined=len(replay.quarantine),
+        holdings=holdings.num_rows, quarantined=len(replay.quarantine),
         quarantine_reasons=dict(Counter(q["reason"] for q in replay.quarantine)),
         profile=quality_profile(records, replay.quarantine),
     )

@@ -54,7 +54,7 @@ import pyarrow.parquet as pq
 from harvesters import state as harvest_state
 from unioncat import atomic, schema
 from unioncat.registry import Library
-from unioncat.settings import REPO_ROOT, Settings
+from unioncat.settings import REPO_ROOT, Settings, duckdb_config
 from warehouse import changes, locks, retention
 
 SQL_DIR = REPO_ROOT / "sql"
@@ -134,7 +134,7 @@ class SnapshotWriter:
         self.files: dict[str, dict] = {}
         self.checksums: dict[str, str] = {}
         self.reused: list[str] = []
-        self.con = duckdb.connect()
+        self.con = duckdb.connect(config=duckdb_config(folder.parent / ".spill"))
 
     def write(self, name: str, inputs: str | None, produce: Callable[[], pa.Table], table_schema: pa.Schema, table_name: str) -> int:
         """Write `name` from `produce()`, or link the parent's file built from the same `inputs`
@@ -244,7 +244,7 @@ def build_catalogue(snapshot_dir: Path) -> None:
     """Run `sql/*.sql` in order on a fresh DuckDB file inside the snapshot."""
     path = snapshot_dir / CATALOGUE
     path.unlink(missing_ok=True)
-    con = duckdb.connect(str(path))
+    con = duckdb.connect(str(path), config=duckdb_config(snapshot_dir.parent / ".spill"))
     try:
         con.execute(f"set file_search_path = '{snapshot_dir}'")
         for script in sorted(SQL_DIR.glob("*.sql")):
