@@ -147,18 +147,23 @@ def test_both_dags_run_publish_and_summarise(dagbag, province, capsys):
     assert "harvest summary: 2 succeeded, 0 failed, 0 skipped" in out and "build summary: 2 succeeded" in out
 
 
+def _harvest_then_build_stops_at_the_gate(dagbag, province, before, capsys) -> str:
+    """Harvest, build: the quality gate fails, `current` stays on `before`. The build's output."""
+    assert _run(dagbag, "harvest_libraries")[0].state == "success"
+    build_run, states = _run(dagbag, "build_catalogue")
+    assert build_run.state == "failed"
+    assert (states["build_snapshot"], states["quality_checks"], states["promote"]) == ("success", "failed", "upstream_failed")
+    assert _current(province)[0] == before
+    return capsys.readouterr().out
+
+
 def test_a_failed_quality_check_keeps_the_previous_snapshot_current(dagbag, province, shared_data, capsys):
     _run(dagbag, "harvest_libraries")
     _run(dagbag, "build_catalogue")
     before, _ = _current(province)
     # C01's next export is mostly unreadable: far over the quarantine threshold.
     shutil.copy(shared_data / "marc21" / "pymarc_tests" / "bad_records.mrc", province / "drops" / "C01" / "bad_records.mrc")
-    assert _run(dagbag, "harvest_libraries")[0].state == "success"
-    build_run, states = _run(dagbag, "build_catalogue")
-    assert build_run.state == "failed"
-    assert (states["build_snapshot"], states["quality_checks"], states["promote"]) == ("success", "failed", "upstream_failed")
-    assert _current(province)[0] == before
-    out = capsys.readouterr().out
+    out = _harvest_then_build_stops_at_the_gate(dagbag, province, before, capsys)
     assert "FAIL quarantine_rate" in out and "C01" in out and "current not switched" in out
     assert _run(dagbag, "build_catalogue", run_conf={"max_quarantine_rate": 0.9})[0].state == "success"
     assert _current(province)[0] != before
@@ -170,12 +175,7 @@ def test_a_library_that_empties_its_drop_cannot_shrink_the_catalogue(dagbag, pro
     before, manifest = _current(province)
     for path in (province / "drops" / "P01").iterdir():  # P01's export vanishes: most of the catalogue
         path.unlink()
-    assert _run(dagbag, "harvest_libraries")[0].state == "success"
-    build_run, states = _run(dagbag, "build_catalogue")
-    assert build_run.state == "failed"
-    assert (states["build_snapshot"], states["quality_checks"], states["promote"]) == ("success", "failed", "upstream_failed")
-    assert _current(province)[0] == before
-    out = capsys.readouterr().out
+    out = _harvest_then_build_stops_at_the_gate(dagbag, province, before, capsys)
     assert f"FAIL row_counts.records: 2 rows against {manifest['counts']['records']} in the parent, allowed at least" in out
     assert "current not switched" in out
     assert _run(dagbag, "build_catalogue", run_conf={"max_shrink": 0.95})[0].state == "success"  # the operator accepts it

@@ -19,6 +19,15 @@
 #define FIELD_TERMINATOR 0x1E
 #define SUBFIELD_DELIMITER 0x1F
 
+/* The tuple (a, b), taking over the caller's references to both. */
+static PyObject *pair_of(PyObject *a, PyObject *b)
+{
+    PyObject *pair = PyTuple_Pack(2, a, b);
+    Py_DECREF(a);
+    Py_DECREF(b);
+    return pair;
+}
+
 /* Tags are mostly three digits: one shared str each, made once, so that the
  * mappings' dictionary and set lookups find their hash already computed. */
 static PyObject *digit_tags[1000];
@@ -113,10 +122,7 @@ static PyObject *split_fields(PyObject *module, PyObject *record)
         PyList_SET_ITEM(tags, i, tag);
         PyList_SET_ITEM(datas, i, field);
     }
-    PyObject *result = PyTuple_Pack(2, tags, datas);
-    Py_DECREF(tags);
-    Py_DECREF(datas);
-    return result;
+    return pair_of(tags, datas);
 fail:
     Py_XDECREF(tags);
     Py_XDECREF(datas);
@@ -271,10 +277,7 @@ static PyObject *decode_fields(PyObject *module, PyObject *args)
         if (status < 0)
             goto fail;
     }
-    PyObject *result = PyTuple_Pack(2, fields, index);
-    Py_DECREF(fields);
-    Py_DECREF(index);
-    return result;
+    return pair_of(fields, index);
 fail:
     Py_XDECREF(fields);
     Py_XDECREF(index);

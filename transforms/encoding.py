@@ -98,15 +98,16 @@ def _valid(data: bytes, codec: str) -> bool:
     return _decoded(data, codec) is not None
 
 
-_NON_ASCII = re.compile(r"[^\x00-\x7f]")
-_HAN_OR_CJK_PUNCTUATION = re.compile(r"[\u3000-\u9fff\uff00-\uffef\uf900-\ufaff]")
+_HAN_OR_CJK_PUNCTUATION = re.compile(r"[\u3000-\u9fff\uff00-\uffef\uf900-\ufaff]+")
 
 
 def _han_share(text: str) -> float:
     """Share of non-ASCII characters that are CJK ideographs or CJK punctuation:
     GB18030 text decoded right is almost all Han; decoded wrong it is not."""
-    non_ascii = len(_NON_ASCII.findall(text))
-    return len(_HAN_OR_CJK_PUNCTUATION.findall(text)) / non_ascii if non_ascii else 1.0
+    non_ascii = len(text) - len(text.encode("ascii", "ignore"))
+    if not non_ascii:
+        return 1.0
+    return (len(text) - len(_HAN_OR_CJK_PUNCTUATION.sub("", text))) / non_ascii
 
 
 def decide_encoding(raw: RawRecord, bibliographic_format: str, configured: str = "auto") -> EncodingDecision:
