@@ -62,7 +62,7 @@ def split_component(members: list[int], edges: list[tuple[float, float, int, int
 
 SUSPECT_CLUSTERS = f"""
     select c.cluster
-    from clusters c join match_records m using (rid)
+    from node_clusters c join match_nodes m using (rid)
     group by c.cluster
     having count(*) > 1 and (
         count(distinct m.volume_key) > 1
@@ -70,7 +70,7 @@ SUSPECT_CLUSTERS = f"""
         or max(m.year) - min(m.year) > {rules.YEAR_TOLERANCE}
         or count(distinct m.title_key) > 1
         or count(distinct m.isbn) filter (where len(m.isbn) > 0) > 1
-        or count(distinct m.library_id) < count(*)
+        or len(list_distinct(flatten(list(m.libraries)))) < sum(len(m.libraries))
     )
 """
 
@@ -82,34 +82,35 @@ def _int_column(table: pa.Table, name: str):
 
 
 def cluster(con: duckdb.DuckDBPyConnection) -> dict:
-    """`clusters(rid, cluster)` from `accepted_pairs(rid_a, rid_b, weight, …)`; cluster = smallest rid."""
-    n = con.sql("select count(*) from match_records").fetchall()[0][0]
+    """`node_clusters(rid, cluster)` of `match_nodes` from `accepted_pairs(rid_a, rid_b, weight, …)`
+    between nodes; cluster = smallest node rid."""
+    n = con.sql("select count(*) from match_nodes").fetchall()[0][0]
     edges = con.sql("select rid_a, rid_b from accepted_pairs").to_arrow_table()
     roots = components(n, _int_column(edges, "rid_a"), _int_column(edges, "rid_b"))
     del edges
-    _register(con, "clusters", pa.table({"rid": pa.array(range(n), pa.int32()), "cluster": pa.array(roots, pa.int32())}))
+    _register(con, "node_clusters", pa.table({"rid": pa.array(range(n), pa.int32()), "cluster": pa.array(roots, pa.int32())}))
 
     con.execute(f"""
         create or replace temp table suspect_pairs as
         with suspects as ({SUSPECT_CLUSTERS}),
-        members as (select rid, cluster from clusters where cluster in (select cluster from suspects))
+        members as (select rid, cluster from node_clusters where cluster in (select cluster from suspects))
         select x.rid as rid_a, y.rid as rid_b from members x join members y on x.cluster = y.cluster and x.rid < y.rid
     """)
     score_pairs(con, "suspect_pairs", "suspect_vetoes", keep="veto is not null")
     forbidden = {(a, b) for a, b in con.sql("select rid_a, rid_b from suspect_vetoes").fetchall()}
-    stats = {"components_checked": con.sql("select count(distinct cluster) from clusters where rid in "
+    stats = {"components_checked": con.sql("select count(distinct cluster) from node_clusters where rid in "
                                            "(select rid_a from suspect_pairs)").fetchall()[0][0],
              "components_split": 0}
     if forbidden:
         bad = sorted({roots[a] for a, _ in forbidden})
         _register(con, "bad_components", pa.table({"cluster": pa.array(bad, pa.int32())}))
         members: dict[int, list[int]] = defaultdict(list)
-        for rid, root in con.sql("select rid, cluster from clusters where cluster in (select cluster from bad_components)").fetchall():
+        for rid, root in con.sql("select rid, cluster from node_clusters where cluster in (select cluster from bad_components)").fetchall():
             members[root].append(rid)
         inside: dict[int, list[tuple[float, float, int, int]]] = defaultdict(list)
         for a, b, w, closeness, root in con.sql("""
             select p.rid_a, p.rid_b, p.weight, p.title_score + p.authors_score, c.cluster
-            from accepted_pairs p join clusters c on c.rid = p.rid_a
+            from accepted_pairs p join node_clusters c on c.rid = p.rid_a
             where c.cluster in (select cluster from bad_components)
         """).fetchall():
             inside[root].append((w, closeness, a, b))
@@ -117,7 +118,7 @@ def cluster(con: duckdb.DuckDBPyConnection) -> dict:
             for rid, new_root in split_component(rids, inside[root], forbidden).items():
                 roots[rid] = new_root
         stats["components_split"] = len(bad)
-        _register(con, "clusters", pa.table({"rid": pa.array(range(n), pa.int32()), "cluster": pa.array(roots, pa.int32())}))
+        _register(con, "node_clusters", pa.table({"rid": pa.array(range(n), pa.int32()), "cluster": pa.array(roots, pa.int32())}))
     return stats
 
 

@@ -134,7 +134,7 @@ def build_match_records(con: duckdb.DuckDBPyConnection, source: str = "dedup_inp
     _mapping(con, "author_keys", f"select distinct array_to_string(coalesce(authors, []), chr(31)) from {source}",
              lambda joined: authors_keys(joined.split("\x1f") if joined else []), ["authors", "authors_key", "names_key", "author1"])
     con.execute(f"""
-        create or replace temp table match_records as
+        create or replace temp table match_features as
         with features as (
             select s.record_key, s.library_id,
                    list_sort(coalesce(s.isbn, [])) as isbn,
@@ -170,6 +170,13 @@ def build_match_records(con: duckdb.DuckDBPyConnection, source: str = "dedup_inp
                hash(library_id, isbn, issn, title_key, title_text, title_pinyin, publisher_key, year, pages, language,
                     volume_key, edition_key, authors_key, names_key, author1) as fingerprint,
                hash(title_key, authors_key, publisher_key, year, volume_key, edition_key, isbn) as duplicate_key
-        from features
+        from features;
+        -- twin_key: every feature the matcher compares, so records equal in it are twins (dedup.nodes)
+        create or replace temp table match_records as
+        select *, [library_id] as libraries,
+               hash(isbn, issn, title_key, title_words, title_numbers, title_pinyin, publisher_key, year, pages, language,
+                    volume_key, edition_key, authors_key, names_key, author1) as twin_key
+        from match_features;
+        drop table match_features;
     """)
     return con.sql("select count(*) from match_records").fetchall()[0][0]

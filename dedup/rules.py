@@ -113,7 +113,7 @@ VETOES = (
 
 
 # Modules whose code decides a pair's blocks and score, beside this one.
-MATCHING_CODE = ("rules.py", "features.py", "blocking.py", "scoring.py")
+MATCHING_CODE = ("rules.py", "features.py", "nodes.py", "blocking.py", "scoring.py")
 
 
 def fingerprint() -> str:

@@ -11,8 +11,10 @@ from __future__ import annotations
 from functools import lru_cache
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 from rapidfuzz import fuzz
+from rapidfuzz.process import cpdist
 
 from dedup import rules
 from transforms.normalise import pinyin_key
@@ -27,61 +29,87 @@ def _pinyin(key: str) -> str | None:
     return pinyin_key(key)
 
 
-def title_similarity(a: str, b: str, words_a: str = "", words_b: str = "") -> float:
+# Distinct value combinations scored per batch: rapidfuzz compares a batch in C++ on every core
+# (`cpdist`), and memory holds one batch of strings, not every distinct pair of the catalogue.
+SIMILARITY_BATCH_ROWS = 200_000
+_WORKERS = -1  # all cores
+
+
+def _pairwise(scorer, a: list[str], b: list[str]) -> np.ndarray:
+    return cpdist(a, b, scorer=scorer, workers=_WORKERS, dtype=np.float64) if a else np.zeros(0)
+
+
+def title_similarity(a: list[str], b: list[str], words_a: list[str], words_b: list[str]) -> np.ndarray:
     """rapidfuzz ratio of two title keys, or of their words in sorted order when that is higher
     (`SAP R/3 (tutorial): a database…` vs `SAP R/3: a database… (Tutorial)`); two Han titles
     that read alike in pinyin (a variant or homophone character) count as near."""
-    score = max(fuzz.ratio(a, b), fuzz.token_sort_ratio(words_a, words_b) if words_a and words_b else 0)
-    if score < rules.TITLE_NEAR and len(a) == len(b) and _pinyin(a) and _pinyin(a) == _pinyin(b):
-        return float(rules.TITLE_NEAR)
+    score = _pairwise(fuzz.ratio, a, b)
+    has_words = np.fromiter((bool(x and y) for x, y in zip(words_a, words_b)), bool, len(a))
+    score = np.where(has_words, np.maximum(score, _pairwise(fuzz.token_sort_ratio, words_a, words_b)), score)
+    for i in np.flatnonzero(score < rules.TITLE_NEAR):
+        if len(a[i]) == len(b[i]) and _pinyin(a[i]) and _pinyin(a[i]) == _pinyin(b[i]):
+            score[i] = rules.TITLE_NEAR
     return score
 
 
-def _similarities(con: duckdb.DuckDBPyConnection, pairs: str, columns: tuple[str, ...], scorer, name: str) -> None:
-    """Table `name(rid_a, rid_b, sim)` for the pairs whose `columns` differ (first column
-    non-empty on both sides): `scorer(a_c1, b_c1, a_c2, b_c2, …)` runs once per distinct
-    combination of values, then is joined back to the pairs."""
-    first = columns[0]
-    differ = " or ".join(f"x.{c} <> y.{c}" for c in columns)
-    con.execute(f"""
-        create or replace temp table {name}_pairs as
-        select p.rid_a, p.rid_b, {", ".join(f"x.{c} as a_{c}, y.{c} as b_{c}" for c in columns)}
-        from {pairs} p join match_records x on x.rid = p.rid_a join match_records y on y.rid = p.rid_b
-        where ({differ}) and x.{first} <> '' and y.{first} <> ''
-    """)
-    values = con.sql(f"select distinct * exclude (rid_a, rid_b) from {name}_pairs").to_arrow_table()
-    arguments = [values.column(f"{side}_{c}").to_pylist() for c in columns for side in ("a", "b")]
-    con.register(f"{name}_arrow", values.append_column("sim", pa.array(list(map(scorer, *arguments)), pa.float64())))
-    on = " and ".join(f"s.{side}_{c} = p.{side}_{c}" for c in columns for side in ("a", "b"))
-    con.execute(f"""
-        create or replace temp table {name} as
-        select p.rid_a, p.rid_b, s.sim from {name}_pairs p join {name}_arrow s on {on};
-        drop table {name}_pairs;
-    """)
-    con.unregister(f"{name}_arrow")
-
-
-def authors_similarity(surnames_a: str, surnames_b: str, names_a: str = "", names_b: str = "") -> float:
+def authors_similarity(surnames_a: list[str], surnames_b: list[str], names_a: list[str], names_b: list[str]) -> np.ndarray:
     """Author lists as sets of surnames (`M. Livny` = `Miron Livny`) or of all name words, whichever
     agrees more (`Chen Qun` = `Qun Chen`, `Rafael Camps Paré` ⊇ `Rafael Camps`)."""
-    return max(fuzz.token_set_ratio(surnames_a, surnames_b), fuzz.token_set_ratio(names_a, names_b) if names_a and names_b else 0)
+    score = _pairwise(fuzz.token_set_ratio, surnames_a, surnames_b)
+    has_names = np.fromiter((bool(x and y) for x, y in zip(names_a, names_b)), bool, len(surnames_a))
+    return np.where(has_names, np.maximum(score, _pairwise(fuzz.token_set_ratio, names_a, names_b)), score)
+
+
+def publisher_similarity(a: list[str], b: list[str]) -> np.ndarray:
+    return _pairwise(fuzz.ratio, a, b)
 
 
 TITLE_COLUMNS = ("title_key", "title_words")
 AUTHORS_COLUMNS = ("authors_key", "names_key")
 
 
+def _similarities(con: duckdb.DuckDBPyConnection, pairs: str, columns: tuple[str, ...], scorer, name: str, table: str) -> None:
+    """Table `name(rid_a, rid_b, sim)` for the pairs whose `columns` differ (first column
+    non-empty on both sides): `scorer(a_c1, b_c1, a_c2, b_c2, …)`, over lists, scores each
+    distinct combination of values once, batch by batch; the scores are joined back."""
+    first = columns[0]
+    differ = " or ".join(f"x.{c} <> y.{c}" for c in columns)
+    value_columns = [f"{side}_{c}" for c in columns for side in ("a", "b")]
+    con.execute(f"""
+        create or replace temp table {name}_pairs as
+        select p.rid_a, p.rid_b, {", ".join(f"x.{c} as a_{c}, y.{c} as b_{c}" for c in columns)}
+        from {pairs} p join {table} x on x.rid = p.rid_a join {table} y on y.rid = p.rid_b
+        where ({differ}) and x.{first} <> '' and y.{first} <> '';
+        create or replace temp table {name}_values as
+        select row_number() over () - 1 as n, * from (select distinct {", ".join(value_columns)} from {name}_pairs);
+        create or replace temp table {name}_scores as select * exclude (n), 0.0::double as sim from {name}_values limit 0;
+    """)
+    total = con.sql(f"select count(*) from {name}_values").fetchall()[0][0]
+    for start in range(0, total, SIMILARITY_BATCH_ROWS):
+        batch = con.sql(f"select * exclude (n) from {name}_values where n >= {start} and n < {start + SIMILARITY_BATCH_ROWS}").to_arrow_table()
+        scored = batch.append_column("sim", pa.array(scorer(*(batch.column(c).to_pylist() for c in value_columns)), pa.float64()))
+        con.register(f"{name}_batch", scored)
+        con.execute(f"insert into {name}_scores select * from {name}_batch")
+        con.unregister(f"{name}_batch")
+    on = " and ".join(f"s.{c} = p.{c}" for c in value_columns)
+    con.execute(f"""
+        create or replace temp table {name} as
+        select p.rid_a, p.rid_b, s.sim from {name}_pairs p join {name}_scores s on {on};
+        drop table {name}_pairs; drop table {name}_values; drop table {name}_scores;
+    """)
+
+
 def _case(column: str, levels: dict[str, float]) -> str:
     return "case " + " ".join(f"when {column} = '{level}' then {weight}" for level, weight in levels.items()) + " else 0 end"
 
 
-def score_pairs(con: duckdb.DuckDBPyConnection, pairs: str, out: str, keep: str | None = None) -> None:
-    """`out`: the pairs of `pairs(rid_a, rid_b, …)` with their levels, weight, veto and decision
-    (all of them, or those meeting the SQL condition `keep`). Other columns of `pairs` are
-    carried through."""
-    _similarities(con, pairs, TITLE_COLUMNS, title_similarity, "sim_title")
-    _similarities(con, pairs, AUTHORS_COLUMNS, authors_similarity, "sim_authors")
-    _similarities(con, pairs, ("publisher_key",), fuzz.ratio, "sim_publisher")
+def score_pairs(con: duckdb.DuckDBPyConnection, pairs: str, out: str, keep: str | None = None, *, table: str = "match_nodes") -> None:
+    """`out`: the pairs of `pairs(rid_a, rid_b, …)` — rids of `table`, nodes or records — with
+    their levels, weight, veto and decision (all of them, or those meeting the SQL condition
+    `keep`). Other columns of `pairs` are carried through."""
+    _similarities(con, pairs, TITLE_COLUMNS, title_similarity, "sim_title", table)
+    _similarities(con, pairs, AUTHORS_COLUMNS, authors_similarity, "sim_authors", table)
+    _similarities(con, pairs, ("publisher_key",), publisher_similarity, "sim_publisher", table)
     short_title = "least(x.title_info, y.title_info)"
     con.execute(f"""
         create or replace temp table {out} as
@@ -129,11 +157,11 @@ def score_pairs(con: duckdb.DuckDBPyConnection, pairs: str, out: str, keep: str 
                      else 100 * shared_authors / (len(x.authors) + len(y.authors) - shared_authors) end as authors_score,
                 x.volume_key <> y.volume_key as different_part,
                 not list_has_all(x.title_numbers, y.title_numbers) and not list_has_all(y.title_numbers, x.title_numbers) as different_number,
-                x.library_id = y.library_id and not (x.duplicate_key = y.duplicate_key and len(x.isbn) > 0) as same_library
+                list_has_any(x.libraries, y.libraries) and not (x.duplicate_key = y.duplicate_key and len(x.isbn) > 0) as same_library
             from (select p.*, len(list_intersect(x.authors, y.authors)) as shared_authors
-                  from {pairs} p join match_records x on x.rid = p.rid_a join match_records y on y.rid = p.rid_b) p
-            join match_records x on x.rid = p.rid_a
-            join match_records y on y.rid = p.rid_b
+                  from {pairs} p join {table} x on x.rid = p.rid_a join {table} y on y.rid = p.rid_b) p
+            join {table} x on x.rid = p.rid_a
+            join {table} y on y.rid = p.rid_b
             left join sim_title using (rid_a, rid_b)
             left join sim_authors using (rid_a, rid_b)
             left join sim_publisher using (rid_a, rid_b)

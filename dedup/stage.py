@@ -26,7 +26,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dedup import blocking, clustering, golden, ids, rules
+from dedup import blocking, clustering, golden, ids, nodes, rules
 from dedup.features import INPUT_COLUMNS, build_match_records
 from dedup.scoring import evidence_sql, rule_sql, score_pairs
 from unioncat import atomic, schema
@@ -34,7 +34,7 @@ from unioncat.registry import Library
 from unioncat.settings import Settings, duckdb_config
 
 RUN_TAG = b"unioncat.dedup_run"
-CACHE_FILES = ("match_records.parquet", "match_evidence.parquet")
+CACHE_FILES = ("match_nodes.parquet", "match_evidence.parquet")
 
 
 @dataclass(frozen=True)
@@ -111,11 +111,14 @@ def run(con: duckdb.DuckDBPyConnection, out: Path, levels: dict[str, str], *, fu
     state = atomic.read_json(out / "state.json") or {}
     run_number = int(state.get("run", 0)) + 1
     records = build_match_records(con)
+    node_count = nodes.build_nodes(con)
     phases.done("features")
     incremental = not full and _cache_valid(out, state)
     matched = _match_incrementally(con, out) if incremental else _match_all(con)
     phases.done("matching")
-    stats = clustering.cluster(con)
+    stats = {"nodes": node_count, **clustering.cluster(con)}
+    nodes.record_clusters(con)
+    nodes.record_links(con)
     phases.done("clustering")
     golden.build_golden(con, levels)
     golden.build_works(con)
@@ -146,7 +149,7 @@ def _keep() -> str:
 
 
 def _match_all(con: duckdb.DuckDBPyConnection) -> dict:
-    candidates = blocking.candidate_pairs(con)
+    candidates = blocking.candidate_pairs(con, records="match_nodes")
     score_pairs(con, "candidate_pairs", "match_pairs", keep=_keep())
     con.execute("drop table candidate_pairs")
     _accepted(con)
@@ -155,29 +158,30 @@ def _match_all(con: duckdb.DuckDBPyConnection) -> dict:
 
 
 def _match_incrementally(con: duckdb.DuckDBPyConnection, out: Path) -> dict:
-    """Re-block the blocks of new, changed and deleted records and score only the pairs this
-    run proposes that the previous run did not (or that involve a changed record); keep the
-    previous run's pairs of unchanged records (their features, hence scores, are the same)."""
+    """Re-block the blocks of new, changed and deleted nodes (a node changes with its twins'
+    features or its libraries) and score only the pairs this run proposes that the previous run
+    did not (or that involve a changed node); keep the previous run's pairs of unchanged nodes
+    (their features, hence scores, are the same)."""
     con.execute(f"""
         create or replace temp table previous_records as
         select (row_number() over (order by record_key) - 1)::integer as rid, *
-        from read_parquet('{out / 'match_records.parquet'}');
+        from read_parquet('{out / 'match_nodes.parquet'}');
         create or replace temp table changed_now as
-            select m.* from match_records m anti join previous_records p using (record_key, fingerprint);
+            select m.* from match_nodes m anti join previous_records p using (node_key, fingerprint);
         create or replace temp table changed_before as
-            select p.* from previous_records p anti join match_records m using (record_key, fingerprint);
+            select p.* from previous_records p anti join match_nodes m using (node_key, fingerprint);
         create or replace temp table dirty_keys as
-            select record_key from changed_now union select record_key from changed_before;
+            select node_key from changed_now union select node_key from changed_before;
     """)
     blocking.affected_blocks(con, "changed_now", "changed_before")
-    blocking.candidate_pairs(con, only_affected=True)
+    blocking.candidate_pairs(con, only_affected=True, records="match_nodes")
     # What the previous run proposed in those blocks: its pairs of unchanged records were scored
     # then; those that scored as matches are in the evidence, the others need no second look.
     blocking.candidate_pairs(con, only_affected=True, records="previous_records", out="previous_candidates")
     con.execute(f"""
         -- previous rids of unchanged records → this run's rids
         create or replace temp table same_records as
-        select p.rid as previous_rid, m.rid from previous_records p join match_records m using (record_key, fingerprint);
+        select p.rid as previous_rid, m.rid from previous_records p join match_nodes m using (node_key, fingerprint);
         create or replace temp table previous_candidates as
         select (least(x.rid, y.rid)::bigint << 32) | greatest(x.rid, y.rid)::bigint as pair
         from previous_candidates p
@@ -185,18 +189,18 @@ def _match_incrementally(con: duckdb.DuckDBPyConnection, out: Path) -> dict:
         drop table previous_records; drop table same_records;
         create or replace temp table previous_pairs as
         select e.* from read_parquet('{out / 'match_evidence.parquet'}') e
-        where e.record_key_a not in (select record_key from dirty_keys)
-          and e.record_key_b not in (select record_key from dirty_keys);
+        where e.node_key_a not in (select node_key from dirty_keys)
+          and e.node_key_b not in (select node_key from dirty_keys);
         -- a pair can have lost a block only if both its records sit in an affected block
         create or replace temp table touched as
-        select distinct k.rid from ({blocking.block_keys_sql('match_records')}) k
+        select distinct k.rid from ({blocking.block_keys_sql('match_nodes')}) k
         where k.block_id in (select block_id from affected_blocks);
         create or replace temp table kept_pairs as
         select x.rid as rid_a, y.rid as rid_b, (x.rid::bigint << 32) | y.rid::bigint as pair,
-               x.rid in (select rid from touched) and y.rid in (select rid from touched) as touched, p.* exclude (record_key_a, record_key_b)
+               x.rid in (select rid from touched) and y.rid in (select rid from touched) as touched, p.* exclude (record_key_a, record_key_b, node_key_a, node_key_b)
         from previous_pairs p
-        join match_records x on x.record_key = p.record_key_a
-        join match_records y on y.record_key = p.record_key_b;
+        join match_nodes x on x.node_key = p.node_key_a
+        join match_nodes y on y.node_key = p.node_key_b;
         drop table previous_pairs; drop table touched;
         create or replace temp table untouched_blocks as
         select pair, list_sort(list(block_id)) as blocks
@@ -230,7 +234,8 @@ def _match_incrementally(con: duckdb.DuckDBPyConnection, out: Path) -> dict:
         drop table candidate_pairs;
     """)
     _accepted(con)
-    return {"rematched_records": con.sql("select count(*) from changed_now").fetchall()[0][0], "pairs_scored": scored}
+    rematched = con.sql("select coalesce(sum(n_records), 0) from changed_now").fetchall()[0][0]
+    return {"rematched_records": int(rematched), "pairs_scored": scored}
 
 
 def _pair_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -337,7 +342,7 @@ def _write_outputs(con: duckdb.DuckDBPyConnection, out: Path, run_number: int, l
     con.execute(f"""
         create or replace temp table strongest_link as
         with inside as (
-            select p.rid_a, p.rid_b, p.weight, p.title_score + p.authors_score as closeness from accepted_pairs p
+            select p.rid_a, p.rid_b, p.weight, p.title_score + p.authors_score as closeness from record_links p
             join clusters ca on ca.rid = p.rid_a join clusters cb on cb.rid = p.rid_b
             where ca.cluster = cb.cluster
         ),
@@ -349,7 +354,7 @@ def _write_outputs(con: duckdb.DuckDBPyConnection, out: Path, run_number: int, l
         best as (select rid, arg_max(other, (weight, closeness, -other)) as other from links group by rid)
         select b.rid, m.record_key as other, p.weight, {rule_sql('p')} as rule, {evidence_sql('p')} as evidence
         from best b
-        join accepted_pairs p on p.rid_a = least(b.rid, b.other) and p.rid_b = greatest(b.rid, b.other)
+        join record_links p on p.rid_a = least(b.rid, b.other) and p.rid_b = greatest(b.rid, b.other)
         join match_records m on m.rid = b.other
     """)
     counts: dict = {}
@@ -382,12 +387,16 @@ def _write_outputs(con: duckdb.DuckDBPyConnection, out: Path, run_number: int, l
     counts["changes"] = {kind: sum(1 for c in changes if c["change"] == kind) for kind in {c["change"] for c in changes}}
     counts["accepted_pairs"] = con.sql("select count(*) from accepted_pairs").fetchall()[0][0]
     _write(con, out, "match_evidence.parquet", """
-        select x.record_key as record_key_a, y.record_key as record_key_b, p.blocks, p.weight, p.title_score,
+        select x.record_key as record_key_a, y.record_key as record_key_b, x.node_key as node_key_a, y.node_key as node_key_b,
+               p.blocks, p.weight, p.title_score,
                p.authors_score, p.title, p.authors, p.publisher, p.year, p.pages, p.isbn, p.issn, p.edition, p.language,
                p.veto, p.accepted
-        from match_pairs p join match_records x on x.rid = p.rid_a join match_records y on y.rid = p.rid_b
+        from match_pairs p join match_nodes x on x.rid = p.rid_a join match_nodes y on y.rid = p.rid_b
     """, schema.MATCH_EVIDENCE, run_number)
-    _write(con, out, "match_records.parquet", "select * exclude (rid) from match_records", None, run_number)
+    _write(con, out, "match_records.parquet", """
+        select r.* exclude (rid, libraries), n.node_key from match_records r join node_members m using (rid) join match_nodes n on n.rid = m.node
+    """, None, run_number)
+    _write(con, out, "match_nodes.parquet", "select * exclude (rid, first_rid) from match_nodes", None, run_number)
     _write_ledger(con, out, run_number, lineage)
     return counts
 
