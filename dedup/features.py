@@ -134,26 +134,14 @@ def build_match_records(con: duckdb.DuckDBPyConnection, source: str = "dedup_inp
     _mapping(con, "author_keys", f"select distinct array_to_string(coalesce(authors, []), chr(31)) from {source}",
              lambda joined: authors_keys(joined.split("\x1f") if joined else []), ["authors", "authors_key", "names_key", "author1"])
     con.execute(f"""
-        create or replace temp table match_features as
-        with features as (
-            select s.record_key, s.library_id,
-                   list_sort(coalesce(s.isbn, [])) as isbn,
-                   list_sort(coalesce(s.issn, [])) as issn,
-                   s.title_key,
-                   lower(strip_accents(translate(coalesce(s.title, '') || ' ' || coalesce(s.subtitle, ''),
-                                                 '{_FULLWIDTH}', '{_HALFWIDTH}'))) as title_text,
-                   length(s.title_key) + length(regexp_replace(s.title_key, '[^\\x{{3400}}-\\x{{9fff}}]', '', 'g')) as title_info,
-                   coalesce(s.title_pinyin, '') as title_pinyin,
-                   coalesce(s.publisher_key, '') as publisher_key,
-                   s.year::integer as year, s.pages::integer as pages,
-                   nullif(s.language, '') as language,
-                   v.volume_key, e.edition_key, a.authors_key, a.names_key, a.author1
-            from {source} s
-            join volume_keys v on v.part_number = coalesce(s.part_number, '') and v.part_name = coalesce(s.part_name, '')
-            join edition_keys e on e.edition = coalesce(s.edition, '')
-            join author_keys a on a.authors = array_to_string(coalesce(s.authors, []), chr(31))
+        -- what is read from a title, once per distinct title and subtitle (libraries share most)
+        create or replace temp table title_features as
+        with texts as (
+            select title, subtitle,
+                   lower(strip_accents(translate(title || ' ' || subtitle, '{_FULLWIDTH}', '{_HALFWIDTH}'))) as title_text
+            from (select distinct coalesce(title, '') as title, coalesce(subtitle, '') as subtitle from {source})
         )
-        select (row_number() over (order by record_key) - 1)::integer as rid, * exclude (title_text),
+        select title, subtitle, title_text,
                -- title words for a word-order-blind comparison, without the bracketed Western
                -- qualifiers one source adds: (panel session), [electronic resource]
                trim(regexp_replace(regexp_replace(title_text, '\\([^()0-9\\x{{3400}}-\\x{{9fff}}]*\\)|\\[[^\\[\\]0-9\\x{{3400}}-\\x{{9fff}}]*\\]', ' ', 'g'),
@@ -165,12 +153,36 @@ def build_match_records(con: duckdb.DuckDBPyConnection, source: str = "dedup_inp
                    || regexp_extract_all(title_text, '\\b(?:part|vol|volume|book|band|teil|tome)\\.? (i|v|x)\\b', 1)
                    || regexp_extract_all(title_text, '\\(([上中下])\\)', 1)
                    || regexp_extract_all(title_text, '第([一二三四五六七八九十]+)[册卷辑部集编]', 1),
-                   lambda n: ltrim(n, '0')))) as title_numbers,
+                   lambda n: ltrim(n, '0')))) as title_numbers
+        from texts;
+        create or replace temp table title_key_features as
+        select title_key, length(title_key) + length(regexp_replace(title_key, '[^\\x{{3400}}-\\x{{9fff}}]', '', 'g')) as title_info
+        from (select distinct title_key from {source});
+        create or replace temp table match_features as
+        with features as (
+            select s.record_key, s.library_id,
+                   list_sort(coalesce(s.isbn, [])) as isbn,
+                   list_sort(coalesce(s.issn, [])) as issn,
+                   s.title_key, t.title_text, k.title_info,
+                   coalesce(s.title_pinyin, '') as title_pinyin,
+                   coalesce(s.publisher_key, '') as publisher_key,
+                   s.year::integer as year, s.pages::integer as pages,
+                   nullif(s.language, '') as language,
+                   v.volume_key, e.edition_key, a.authors_key, a.names_key, a.author1, t.title_words, t.title_numbers
+            from {source} s
+            join title_features t on t.title = coalesce(s.title, '') and t.subtitle = coalesce(s.subtitle, '')
+            join title_key_features k on k.title_key = s.title_key
+            join volume_keys v on v.part_number = coalesce(s.part_number, '') and v.part_name = coalesce(s.part_name, '')
+            join edition_keys e on e.edition = coalesce(s.edition, '')
+            join author_keys a on a.authors = array_to_string(coalesce(s.authors, []), chr(31))
+        )
+        select (row_number() over (order by record_key) - 1)::integer as rid, * exclude (title_text),
                case when authors_key = '' then []::varchar[] else string_split(authors_key, ' ') end as authors,
                hash(library_id, isbn, issn, title_key, title_text, title_pinyin, publisher_key, year, pages, language,
                     volume_key, edition_key, authors_key, names_key, author1) as fingerprint,
                hash(title_key, authors_key, publisher_key, year, volume_key, edition_key, isbn) as duplicate_key
         from features;
+        drop table title_features; drop table title_key_features;
         -- twin_key: every feature the matcher compares, so records equal in it are twins (dedup.nodes)
         create or replace temp table match_records as
         select *, [library_id] as libraries,

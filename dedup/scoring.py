@@ -114,7 +114,7 @@ def score_pairs(con: duckdb.DuckDBPyConnection, pairs: str, out: str, keep: str 
     con.execute(f"""
         create or replace temp table {out} as
         with compared as (
-            select p.*,
+            select p.*, len(list_intersect(x.authors, y.authors)) as shared_authors,
                 case when x.title_key = y.title_key or sim_title.sim >= 100 then 'exact'
                      when least(length(x.title_key), length(y.title_key)) >= {rules.CONTAINED_TITLE_MIN_CHARS}
                           and (contains(x.title_key, y.title_key) or contains(y.title_key, x.title_key)) then 'near'
@@ -158,8 +158,7 @@ def score_pairs(con: duckdb.DuckDBPyConnection, pairs: str, out: str, keep: str 
                 x.volume_key <> y.volume_key as different_part,
                 not list_has_all(x.title_numbers, y.title_numbers) and not list_has_all(y.title_numbers, x.title_numbers) as different_number,
                 list_has_any(x.libraries, y.libraries) and not (x.duplicate_key = y.duplicate_key and len(x.isbn) > 0) as same_library
-            from (select p.*, len(list_intersect(x.authors, y.authors)) as shared_authors
-                  from {pairs} p join {table} x on x.rid = p.rid_a join {table} y on y.rid = p.rid_b) p
+            from {pairs} p
             join {table} x on x.rid = p.rid_a
             join {table} y on y.rid = p.rid_b
             left join sim_title using (rid_a, rid_b)
