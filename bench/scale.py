@@ -82,7 +82,7 @@ def run_stage(name: str, sources: Path, data: Path, full: bool) -> dict:
         return {"records": summary.records, "manifestations": summary.manifestations, "works": summary.works,
                 "pairs_scored": summary.pairs_scored, "accepted_pairs": summary.accepted_pairs,
                 "rematched_records": summary.rematched_records, "incremental": summary.incremental,
-                "changes": summary.changes}
+                "changes": summary.changes, "phases": summary.phases}
     if name == "publish":
         summary = pipeline.publish_snapshot(settings, libraries)
         return {"snapshot": summary.snapshot_id, "counts": summary.counts}
@@ -457,6 +457,10 @@ def print_report(report: dict) -> None:
         if stages:
             print(f"{run:<12}{'total':<11}{total:>9.1f}{n / total:>11,.0f}{cpu:>9.1f}"
                   f"{max(s['peak_rss_mb'] for s in stages.values()):>13,}")
+    for run in ("full", "incremental"):
+        phases = ((report.get(run) or {}).get("dedup") or {}).get("phases")
+        if phases:
+            print(f"{run} dedup phases (s): " + ", ".join(f"{k} {v:.1f}" for k, v in phases.items()))
     if "change" in report:
         c = report["change"]
         print(f"incremental input: {c['changed']:,} records changed ({c['modified']:,} modified, {c['deleted']:,} deleted, "

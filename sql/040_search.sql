@@ -38,8 +38,10 @@ scored AS (
     GROUP BY i.manifestation_id
     UNION ALL
     SELECT m.manifestation_id, 1.0
-    FROM manifestations m, wanted w
-    WHERE w.n = 0 AND trim(text) <> ''
+    FROM manifestations m
+    -- on the query itself, not on `wanted`: a constant the planner folds, so a query with terms
+    -- never scans every manifestation's title
+    WHERE len(search_terms(text)) = 0 AND trim(text) <> ''
       AND contains(lower(concat_ws(' ', m.title, m.subtitle)), lower(trim(text)))
 ),
 best AS (SELECT max(score) AS score FROM scored)
