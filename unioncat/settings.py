@@ -50,8 +50,7 @@ def duckdb_config(spill_dir: Path, **extra) -> dict:
     memory, spilling beyond that to `spill_dir`, on $UNIONCAT_DUCKDB_THREADS threads (default:
     every core). Without a limit DuckDB takes 80% of the RAM it sees, whatever else runs."""
     spill_dir.mkdir(parents=True, exist_ok=True)
-    config = {"memory_limit": os.environ.get("UNIONCAT_DUCKDB_MEMORY", "6GB"), "temp_directory": str(spill_dir),
-              "enable_progress_bar": False, **extra}
+    config = {"memory_limit": os.environ.get("UNIONCAT_DUCKDB_MEMORY", "6GB"), "temp_directory": str(spill_dir), **extra}
     if os.environ.get("UNIONCAT_DUCKDB_THREADS"):
         config["threads"] = int(os.environ["UNIONCAT_DUCKDB_THREADS"])
     return config

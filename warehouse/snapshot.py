@@ -246,6 +246,7 @@ def build_catalogue(snapshot_dir: Path) -> None:
     path.unlink(missing_ok=True)
     con = duckdb.connect(str(path), config=duckdb_config(snapshot_dir.parent / ".spill"))
     try:
+        con.execute("set enable_progress_bar = false")
         con.execute(f"set file_search_path = '{snapshot_dir}'")
         for script in sorted(SQL_DIR.glob("*.sql")):
             con.execute(script.read_text(encoding="utf-8"))
