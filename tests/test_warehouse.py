@@ -245,3 +245,22 @@ def test_per_library_files_read_as_one_table(demo):
     assert pc.count_distinct(via_arrow).as_py() == len(via_arrow)
     manifest = json.loads((snapshot / "manifest.json").read_text())
     assert os.path.samefile(demo.current_snapshot, demo.published_dir / manifest["snapshot_id"])
+
+
+def test_publish_from_the_command_line_stops_at_the_quality_gate(inputs, capsys):
+    """`unioncat publish` (and `run`) apply the build DAG's gate: a catalogue that lost most of
+    its records is built but not made current; --no-checks publishes it anyway."""
+    common = ["--sources", str(inputs.sources_path), "--data-dir", str(inputs.data_dir)]
+    assert main(["publish", *common]) == 0
+    before = inputs.current_snapshot.resolve()
+    assert "ok   row_counts: first snapshot" in capsys.readouterr().out
+    for library in ("ZJ001", "ZJ002", "ZJ003"):  # the province library and two cities: most of the catalogue
+        staged = inputs.staging_dir(library) / "records.parquet"
+        pq.write_table(pq.read_table(staged).slice(0, 0), staged)
+    dedup(inputs, _libraries(inputs))
+    assert main(["publish", *common]) == 1
+    err = capsys.readouterr().err
+    assert "FAIL row_counts.records" in err and "published/current not switched" in err
+    assert inputs.current_snapshot.resolve() == before
+    assert main(["publish", "--no-checks", *common]) == 0
+    assert inputs.current_snapshot.resolve() != before

@@ -89,11 +89,18 @@ def cmd_dedup(args: argparse.Namespace) -> int:
 
 def cmd_publish(args: argparse.Namespace) -> int:
     from unioncat.pipeline import publish_snapshot
+    from warehouse.checks import QualityCheckFailed
 
     settings = _settings(args)
     if args.keep is not None:  # retention reads it when the snapshot is promoted
         os.environ["UNIONCAT_KEEP_SNAPSHOTS"] = str(args.keep)
-    summary = publish_snapshot(settings, _libraries(settings))
+    try:
+        summary = publish_snapshot(settings, _libraries(settings), gate=not args.no_checks)
+    except QualityCheckFailed as error:
+        print("\n".join(f.line() for f in error.failures), file=sys.stderr)
+        print(f"unioncat: {error}; published/current not switched (--no-checks publishes anyway)", file=sys.stderr)
+        return EXIT_FAILED
+    print("\n".join(summary.checks))
     print(summary.line())
     print(f"snapshot: {summary.path}")
     return EXIT_OK
@@ -101,9 +108,15 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from unioncat.pipeline import run_all
+    from warehouse.checks import QualityCheckFailed
 
     settings = _settings(args)
-    summary = run_all(settings, full=args.full, progress=lambda line: print(line, flush=True))
+    try:
+        summary = run_all(settings, full=args.full, progress=lambda line: print(line, flush=True))
+    except QualityCheckFailed as error:
+        print("\n".join(f.line() for f in error.failures), file=sys.stderr)
+        _err(f"{error}; published/current not switched (inspect it, then `unioncat publish --no-checks` to publish anyway)")
+        return EXIT_FAILED
     _print_catalogue_summary(settings)
     if summary.failed:
         _err(f"{len(summary.failed)} library harvest(s) failed; their previous data was kept: {', '.join(summary.failed)}")
@@ -387,6 +400,9 @@ def build_parser() -> argparse.ArgumentParser:
     publish = _command(commands, "publish", cmd_publish, "write an immutable snapshot and switch published/current to it")
     publish.add_argument("--keep", type=int, metavar="N",
                          help="keep the newest N snapshots, prune older ones (default: $UNIONCAT_KEEP_SNAPSHOTS or 5)")
+    publish.add_argument("--no-checks", action="store_true",
+                         help="switch published/current even if the quality gate fails (row counts against the current "
+                              "snapshot, title keys, quarantine rates: see warehouse/checks.py)")
     run = _command(commands, "run", cmd_run, "all stages: harvest → transform → dedup → publish (incremental unless --full)")
     run.add_argument("--full", action="store_true", help="re-read every library even if its input is unchanged")
     _command(commands, "status", cmd_status, "per-library harvest state, record and quarantine counts, problems")

@@ -100,8 +100,9 @@ def dedup(settings: Settings, libraries: list[Library], *, full: bool = False) -
     return deduplicate(settings, libraries, full=full)
 
 
-def publish_snapshot(settings: Settings, libraries: list[Library]) -> PublishSummary:
-    return publish(settings, libraries)
+def publish_snapshot(settings: Settings, libraries: list[Library], *, gate: bool = True) -> PublishSummary:
+    """Build, check (the quality gate of warehouse.checks) and promote a snapshot."""
+    return publish(settings, libraries, gate=gate)
 
 
 @dataclass
@@ -136,5 +137,7 @@ def run_all(settings: Settings, *, full: bool = False, run_id: str | None = None
     summary.dedup = dedup(settings, libraries, full=full)
     progress(summary.dedup.line())
     summary.published = publish_snapshot(settings, libraries)
+    for line in summary.published.checks:
+        progress(line)
     progress(summary.published.line())
     return summary

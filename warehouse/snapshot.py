@@ -42,7 +42,7 @@ import hashlib
 import json
 import os
 import signal
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -88,6 +88,7 @@ class PublishSummary:
     path: Path
     counts: dict
     reused: tuple[str, ...] = field(default=(), compare=False)
+    checks: tuple[str, ...] = field(default=(), compare=False)  # the quality gate's lines, when it ran
 
     def line(self) -> str:
         counts = ", ".join(f"{k} {v:,}" for k, v in self.counts.items())
@@ -342,11 +343,19 @@ def promote(settings: Settings, snapshot_id: str, *, keep: int | None = None) ->
         return retention.prune(published, snapshot_id, retention.keep_count(keep))
 
 
-def publish(settings: Settings, libraries: list[Library], *, keep: int | None = None) -> PublishSummary:
-    """Build a snapshot and make it current (no quality gate: the build DAG puts one in between)."""
+def publish(settings: Settings, libraries: list[Library], *, keep: int | None = None, gate: bool = True,
+            thresholds=None) -> PublishSummary:
+    """Build a snapshot, pass it through the quality gate (warehouse.checks; `gate=False` skips
+    it) and make it current. A snapshot that fails stays unpromoted and QualityCheckFailed says
+    why; the build DAG runs the same three steps as separate tasks."""
+    from warehouse.checks import check_snapshot, enforce
+
+    parent = current_snapshot(settings)
     summary = build_snapshot(settings, libraries)
+    checks = check_snapshot(summary.path, parent, thresholds) if gate else []
+    enforce(summary.snapshot_id, checks)
     promote(settings, summary.snapshot_id, keep=keep)
-    return summary
+    return replace(summary, checks=tuple(check.line() for check in checks))
 
 
 def verify(snapshot: Path) -> list[str]:
