@@ -82,7 +82,8 @@ def run_stage(name: str, sources: Path, data: Path, full: bool) -> dict:
         return {"records": summary.records, "manifestations": summary.manifestations, "works": summary.works,
                 "pairs_scored": summary.pairs_scored, "accepted_pairs": summary.accepted_pairs,
                 "rematched_records": summary.rematched_records, "incremental": summary.incremental,
-                "changes": summary.changes, "phases": summary.phases}
+                "changes": summary.changes, "phases": summary.phases,
+                "phase_peak_rss_mb": json.loads((settings.dedup_dir / "state.json").read_text())["phase_peak_rss_mb"]}
     if name == "publish":
         summary = pipeline.publish_snapshot(settings, libraries)
         return {"snapshot": summary.snapshot_id, "counts": summary.counts}
@@ -461,6 +462,8 @@ def print_report(report: dict) -> None:
         phases = ((report.get(run) or {}).get("dedup") or {}).get("phases")
         if phases:
             print(f"{run} dedup phases (s): " + ", ".join(f"{k} {v:.1f}" for k, v in phases.items()))
+            peaks = report[run]["dedup"].get("phase_peak_rss_mb", {})
+            print(f"{run} dedup peak RSS at the end of each phase (MB): " + ", ".join(f"{k} {v:,}" for k, v in peaks.items()))
     if "change" in report:
         c = report["change"]
         print(f"incremental input: {c['changed']:,} records changed ({c['modified']:,} modified, {c['deleted']:,} deleted, "

@@ -75,7 +75,7 @@ SUSPECT_CLUSTERS = f"""
 """
 
 
-def _int_column(table: pa.Table, name: str):
+def int_column(table: pa.Table, name: str):
     """An int32 column as a sequence of Python ints without building a list of them."""
     column = table.column(name).combine_chunks()
     return memoryview(column.buffers()[1]).cast("i")[column.offset: column.offset + len(column)] if len(column) else []
@@ -86,7 +86,7 @@ def cluster(con: duckdb.DuckDBPyConnection) -> dict:
     between nodes; cluster = smallest node rid."""
     n = con.sql("select count(*) from match_nodes").fetchall()[0][0]
     edges = con.sql("select rid_a, rid_b from accepted_pairs").to_arrow_table()
-    roots = components(n, _int_column(edges, "rid_a"), _int_column(edges, "rid_b"))
+    roots = components(n, int_column(edges, "rid_a"), int_column(edges, "rid_b"))
     del edges
     _register(con, "node_clusters", pa.table({"rid": pa.array(range(n), pa.int32()), "cluster": pa.array(roots, pa.int32())}))
 

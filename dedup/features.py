@@ -22,6 +22,7 @@ INPUT_COLUMNS = (
     "responsibility", "authors", "edition", "publisher", "place", "year", "pages", "language", "material_type",
     "clc", "title_key", "title_pinyin", "publisher_key",
 )
+MAPPING_BATCH_ROWS = 100_000
 
 _CN_NUMBERS = {c: n for n, c in enumerate("〇一二三四五六七八九")} | {"零": 0, "两": 2}
 _CN_NUMERAL = re.compile(r"[〇零一二两三四五六七八九十百]+")
@@ -114,12 +115,18 @@ def work_title_key(title: str | None) -> str:
     return title_key(proper.replace("&", " and "))
 
 
-def _mapping(con: duckdb.DuckDBPyConnection, name: str, query: str, compute, columns: list[str]) -> None:
-    """Compute Python keys once per distinct value and register them as a table."""
-    values = con.sql(query).fetchall()
-    rows = [(*value, *compute(*value)) for value in values]
-    table = pa.table({c: [r[i] for r in rows] for i, c in enumerate(columns)}) if rows else pa.table(
-        {c: pa.array([], pa.string()) for c in columns})
+def mapping(con: duckdb.DuckDBPyConnection, name: str, query: str, compute, columns: list[str]) -> None:
+    """Compute Python keys once per distinct value of `query` and keep them as the table `name`
+    (string columns: the query's, then compute's). Read and computed a batch at a time: at 11M
+    records there are millions of distinct authors and titles."""
+    def computed(batch: pa.RecordBatch) -> pa.Table:
+        values = list(zip(*(column.to_pylist() for column in batch.columns)))
+        keys = list(zip(*(compute(*value) for value in values))) if values else [()] * (len(columns) - batch.num_columns)
+        return pa.table([*batch.columns, *(pa.array(k, pa.string()) for k in keys)], names=columns)
+
+    parts = [computed(batch) for batch in con.sql(query).to_arrow_reader(MAPPING_BATCH_ROWS)]
+    table = pa.concat_tables(parts) if parts else pa.table({c: pa.array([], pa.string()) for c in columns})
+    del parts
     con.register(f"{name}_arrow", table)
     con.execute(f"create or replace temp table {name} as select * from {name}_arrow")
     con.unregister(f"{name}_arrow")
@@ -127,11 +134,11 @@ def _mapping(con: duckdb.DuckDBPyConnection, name: str, query: str, compute, col
 
 def build_match_records(con: duckdb.DuckDBPyConnection, source: str = "dedup_input") -> int:
     """`match_records`: one row per active record of `source`, `rid` in record_key order."""
-    _mapping(con, "volume_keys", f"select distinct coalesce(part_number, ''), coalesce(part_name, '') from {source}",
+    mapping(con, "volume_keys", f"select distinct coalesce(part_number, ''), coalesce(part_name, '') from {source}",
              lambda n, p: (volume_key(n, p),), ["part_number", "part_name", "volume_key"])
-    _mapping(con, "edition_keys", f"select distinct coalesce(edition, '') from {source}",
+    mapping(con, "edition_keys", f"select distinct coalesce(edition, '') from {source}",
              lambda e: (edition_key(e),), ["edition", "edition_key"])
-    _mapping(con, "author_keys", f"select distinct array_to_string(coalesce(authors, []), chr(31)) from {source}",
+    mapping(con, "author_keys", f"select distinct array_to_string(coalesce(authors, []), chr(31)) from {source}",
              lambda joined: authors_keys(joined.split("\x1f") if joined else []), ["authors", "authors_key", "names_key", "author1"])
     con.execute(f"""
         -- what is read from a title, once per distinct title and subtitle (libraries share most)

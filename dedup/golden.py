@@ -12,8 +12,8 @@ from __future__ import annotations
 import duckdb
 import pyarrow as pa
 
-from dedup.clustering import components
-from dedup.features import work_title_key
+from dedup.clustering import components, int_column
+from dedup.features import mapping, work_title_key
 from unioncat import schema
 
 LEVEL_RANK = {"province": 0, "city": 1, "county": 2}
@@ -86,31 +86,35 @@ def build_works(con: duckdb.DuckDBPyConnection) -> None:
     (any member record's author surname: an abridgement `West, Clare; Austen, Jane` meets
     `Austen, Jane`) form one work; grp is the smallest record key of the work. A manifestation
     without authors joins the author-less ones of its title."""
-    titles = con.sql("select cluster, title from golden").fetchall()
-    con.register("work_titles_arrow", pa.table({"cluster": pa.array([c for c, _ in titles], pa.int32()),
-                                                "work_title": pa.array([work_title_key(t) for _, t in titles], pa.string())}))
-    links = con.sql("""
-        select distinct w.cluster, w.work_title || '|' || coalesce(a.surname, '') as work_key
-        from work_titles_arrow w
-        join clusters c using (cluster) join match_records m using (rid)
-        left join (select rid, unnest(string_split(authors_key, ' ')) as surname from match_records where authors_key <> '') a using (rid)
-        where w.work_title <> ''
-    """).fetchall()
-    con.unregister("work_titles_arrow")
-    clusters = [c for c, _ in titles]
-    index = {c: i for i, c in enumerate(clusters)}
-    keys: dict[str, int] = {}
-    edges_a, edges_b = [], []
-    for cluster, key in links:
-        node = keys.setdefault(key, len(clusters) + len(keys))
-        edges_a.append(index[cluster])
-        edges_b.append(node)
-    roots = components(len(clusters) + len(keys), edges_a, edges_b)
-    con.register("cluster_root_arrow", pa.table({"cluster": pa.array(clusters, pa.int32()),
-                                                 "root": pa.array(roots[: len(clusters)], pa.int64())}))
+    mapping(con, "work_titles", "select distinct coalesce(title, '') from golden", lambda t: (work_title_key(t),),
+            ["title", "work_title"])
+    # A graph of manifestations (nodes 0..n-1) and work keys (title proper|surname, nodes n…).
+    con.execute("""
+        create or replace temp table work_nodes as
+        select cluster, (row_number() over (order by cluster) - 1)::integer as node from golden;
+        create or replace temp table work_links as
+        with keys as (
+            select distinct g.cluster, t.work_title || '|' || coalesce(a.surname, '') as work_key
+            from golden g join work_titles t on t.title = coalesce(g.title, '')
+            join clusters c using (cluster) join match_records m using (rid)
+            left join (select rid, unnest(string_split(authors_key, ' ')) as surname from match_records where authors_key <> '') a using (rid)
+            where t.work_title <> ''
+        )
+        select n.node, ((select count(*) from work_nodes) + dense_rank() over (order by work_key) - 1)::integer as key_node
+        from keys join work_nodes n using (cluster);
+        drop table work_titles;
+    """)
+    n = con.sql("select count(*) from work_nodes").fetchall()[0][0]
+    keys = con.sql("select count(distinct key_node) from work_links").fetchall()[0][0]
+    edges = con.sql("select node, key_node from work_links").to_arrow_table()
+    roots = components(n + keys, int_column(edges, "node"), int_column(edges, "key_node"))
+    del edges
+    con.register("work_roots_arrow", pa.table({"node": pa.array(range(n), pa.int32()),
+                                               "root": pa.array(roots[:n], pa.int32())}))
     con.execute("""
         create or replace temp table cluster_work as
-        select r.cluster, min(g.first_record_key) over (partition by r.root) as grp
-        from cluster_root_arrow r join golden g using (cluster)
+        select w.cluster, min(g.first_record_key) over (partition by r.root) as grp
+        from work_roots_arrow r join work_nodes w using (node) join golden g using (cluster);
+        drop table work_links; drop table work_nodes;
     """)
-    con.unregister("cluster_root_arrow")
+    con.unregister("work_roots_arrow")

@@ -11,37 +11,27 @@ their manifestations):
 - an id none of whose records remain is `deleted`; a kept id whose records or golden fields
   changed is `updated`.
 The ledger (`id_ledger.parquet`) remembers every id ever issued, when, and what became of it.
+All of it is SQL over the run's tables: at 11M records a run issues millions of ids.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
 
 import duckdb
 
 
-@dataclass
-class Lineage:
-    ids: dict[str, str]  # group (its smallest item) → id
-    changes: list[dict] = field(default_factory=list)  # change, manifestation_id, old_manifestation_id
-    new_ledger: list[dict] = field(default_factory=list)  # rows to add or update in the ledger
+def new_id(prefix: str, group: str, salt: int = 0) -> str:
+    """The id a group is given: prefix + 16 hex digits of sha1(group), salted while taken."""
+    return prefix + hashlib.sha1(f"{group}#{salt}".encode() if salt else group.encode()).hexdigest()[:16]
 
 
-def new_id(prefix: str, group: str, taken: set[str]) -> str:
-    salt = 0
-    while True:
-        digest = hashlib.sha1(f"{group}#{salt}".encode() if salt else group.encode()).hexdigest()[:16]
-        candidate = f"{prefix}{digest}"
-        if candidate not in taken:
-            return candidate
-        salt += 1
-
-
-def carry_ids(con: duckdb.DuckDBPyConnection, *, groups: str, previous: str, ledger: str, prefix: str, run: int,
-              new_signature: str | None = None, old_signature: str | None = None) -> Lineage:
+def carry_ids(con: duckdb.DuckDBPyConnection, name: str, *, groups: str, previous: str, ledger: str, prefix: str,
+              run: int, new_signature: str | None = None, old_signature: str | None = None) -> None:
     """Ids for the groups of `groups(item, grp)` (grp = smallest item of the group), carried from
-    `previous(item, old_id)` with ages from `ledger(id, first_run, retired_run)`.
+    `previous(item, old_id)` with ages from `ledger(id, first_run, retired_run)`. Creates
+    `{name}_ids(grp, id)`, `{name}_changes(change, manifestation_id, old_manifestation_id)` and
+    `{name}_ledger_updates(id, first_run, retired_run, successor)`.
     Optional `new_signature(grp, sig)` / `old_signature(old_id, sig)` flag content updates."""
     con.execute(f"""
         create or replace temp table id_overlap as
@@ -55,43 +45,58 @@ def carry_ids(con: duckdb.DuckDBPyConnection, *, groups: str, previous: str, led
             select c.*, row_number() over (partition by c.grp order by coalesce(l.first_run, 0), c.old_id) as k
             from id_claims c left join {ledger} l on l.id = c.old_id
         ) where k = 1;
+        create or replace temp table id_fresh as
+        select grp, '{prefix}' || left(sha1(grp), 16) as id
+        from (select distinct grp from {groups}) where grp not in (select grp from id_winners);
+        create or replace temp view id_taken as select id from {ledger} union all select old_id from {previous};
     """)
-    ids = dict(con.sql("select grp, old_id from id_winners").fetchall())
-    taken = {i for (i,) in con.sql(f"select id from {ledger} union select old_id from {previous}").fetchall()}
-    lineage = Lineage(ids)
-    unclaimed = [g for (g,) in con.sql(f"select distinct grp from {groups} where grp not in (select grp from id_winners) order by grp").fetchall()]
-    for group in unclaimed:
-        ids[group] = new_id(prefix, group, taken)
-        taken.add(ids[group])
-        lineage.new_ledger.append(dict(id=ids[group], first_run=run, retired_run=None, successor=None))
-
-    changes = lineage.changes
-    for old_id, group in con.sql("select old_id, grp from id_claims where (grp, old_id) not in (select (grp, old_id) from id_winners) order by old_id").fetchall():
-        changes.append(dict(change="merged", manifestation_id=ids[group], old_manifestation_id=old_id))
-        lineage.new_ledger.append(dict(id=old_id, first_run=None, retired_run=run, successor=ids[group]))
-    for (old_id,) in con.sql(f"select distinct old_id from {previous} where old_id not in (select old_id from id_overlap) order by 1").fetchall():
-        changes.append(dict(change="deleted", manifestation_id=None, old_manifestation_id=old_id))
-        lineage.new_ledger.append(dict(id=old_id, first_run=None, retired_run=run, successor=None))
-    fresh = set(unclaimed)
-    sources: dict[str, list[str]] = {}
-    for group, old_id in con.sql("select grp, old_id from id_overlap order by grp, old_id").fetchall():
-        if group in fresh:
-            sources.setdefault(group, []).append(old_id)
-    for group in unclaimed:
-        for old_id in sources.get(group, [None]):
-            changes.append(dict(change="split" if old_id else "added", manifestation_id=ids[group], old_manifestation_id=old_id))
-
+    _resolve_collisions(con, prefix)
     signature_check = ""
     if new_signature and old_signature:
         signature_check = f"""
             or (select sig from {new_signature} s where s.grp = w.grp)
                is distinct from (select sig from {old_signature} s where s.old_id = w.old_id)"""
-    updated = con.sql(f"""
+    con.execute(f"""
+        create or replace temp table {name}_ids as
+        select grp, old_id as id from id_winners union all select grp, id from id_fresh;
+        create or replace temp table {name}_merged as
+        select c.old_id, i.id from id_claims c join {name}_ids i using (grp)
+        where (c.grp, c.old_id) not in (select (grp, old_id) from id_winners);
+        create or replace temp table {name}_deleted as
+        select distinct old_id from {previous} where old_id not in (select old_id from id_overlap);
+        create or replace temp table {name}_changes as
         with new_members as (select grp, md5(string_agg(item, '|' order by item)) as sig from {groups} group by grp),
              old_members as (select old_id, md5(string_agg(item, '|' order by item)) as sig from {previous} group by old_id)
-        select w.old_id from id_winners w join new_members n using (grp) join old_members o using (old_id)
-        where n.sig <> o.sig {signature_check}
-        order by 1
-    """).fetchall()
-    changes.extend(dict(change="updated", manifestation_id=i, old_manifestation_id=i) for (i,) in updated)
-    return lineage
+        select 'merged' as change, id as manifestation_id, old_id as old_manifestation_id from {name}_merged
+        union all
+        select 'deleted', null, old_id from {name}_deleted
+        union all
+        select case when o.old_id is null then 'added' else 'split' end, f.id, o.old_id
+        from id_fresh f left join id_overlap o using (grp)
+        union all
+        select 'updated', w.old_id, w.old_id
+        from id_winners w join new_members n using (grp) join old_members o using (old_id)
+        where n.sig <> o.sig {signature_check};
+        create or replace temp table {name}_ledger_updates as
+        select id, {run}::integer as first_run, null::integer as retired_run, null::varchar as successor from id_fresh
+        union all
+        select old_id, null, {run}, id from {name}_merged
+        union all
+        select old_id, null, {run}, null from {name}_deleted;
+        drop view id_taken;
+    """)
+
+
+def _resolve_collisions(con: duckdb.DuckDBPyConnection, prefix: str) -> None:
+    """Salt the fresh ids that were issued before (a deleted group that comes back) or that two
+    groups share, in group order, until free."""
+    clashes = [grp for (grp,) in con.sql("""
+        select grp from (select grp, id, row_number() over (partition by id order by grp) as k from id_fresh)
+        where k > 1 or id in (select id from id_taken) order by grp
+    """).fetchall()]
+    for grp in clashes:
+        salt = 1
+        while con.execute("select count(*) from (select id from id_taken union all select id from id_fresh) where id = ?",
+                          [new_id(prefix, grp, salt)]).fetchone()[0]:
+            salt += 1
+        con.execute("update id_fresh set id = ? where grp = ?", [new_id(prefix, grp, salt), grp])

@@ -18,6 +18,7 @@ ids are then recomputed over all accepted pairs, so its result equals a full reb
 
 from __future__ import annotations
 
+import resource
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,7 @@ from unioncat.settings import Settings, duckdb_config
 
 RUN_TAG = b"unioncat.dedup_run"
 CACHE_FILES = ("match_nodes.parquet", "match_evidence.parquet")
+OUTPUT_BATCH_ROWS = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -90,15 +92,18 @@ def load_rows(con: duckdb.DuckDBPyConnection, rows: pa.Table) -> None:
 
 
 class _Phases:
-    """Wall seconds of each phase of a run, in order (kept in state.json and the summary)."""
+    """Wall seconds of each phase of a run, in order, and the process's peak RSS when it ended
+    (kept in state.json and the summary: where the time and the memory go)."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self.peak_rss_mb: dict[str, int] = {}
         self._mark = time.perf_counter()
 
     def done(self, name: str) -> None:
         now = time.perf_counter()
         self.seconds[name] = round(now - self._mark, 2)
+        self.peak_rss_mb[name] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
         self._mark = now
 
 
@@ -123,13 +128,14 @@ def run(con: duckdb.DuckDBPyConnection, out: Path, levels: dict[str, str], *, fu
     golden.build_golden(con, levels)
     golden.build_works(con)
     phases.done("golden_records")
-    lineage = _assign_ids(con, out, run_number)
+    _assign_ids(con, out, run_number)
     phases.done("ids")
-    counts = _write_outputs(con, out, run_number, lineage)
+    counts = _write_outputs(con, out, run_number)
     phases.done("outputs")
     atomic.write_json(out / "state.json", {
         "run": run_number, "rules": rules.fingerprint(), "duckdb": duckdb.__version__, "records": records,
         "incremental": incremental, **matched, **stats, **counts, "phases": phases.seconds,
+        "phase_peak_rss_mb": phases.peak_rss_mb,
     })
     return DedupSummary(
         records=records, manifestations=counts["manifestations"], merged_records=records - counts["manifestations"],
@@ -265,7 +271,8 @@ _GOLDEN_SIGNATURE = "md5(concat_ws(chr(31), " + ", ".join(
     f"coalesce({f}::varchar, '')" for f in ("isbn", *schema.GOLDEN_FIELDS)) + "))"
 
 
-def _assign_ids(con: duckdb.DuckDBPyConnection, out: Path, run_number: int) -> dict[str, ids.Lineage]:
+def _assign_ids(con: duckdb.DuckDBPyConnection, out: Path, run_number: int) -> None:
+    """`manifestation_ids`, `work_ids`, their changes and ledger updates (dedup.ids)."""
     previous_links = out / "record_manifestation.parquet"
     previous_manifestations = out / "manifestations.parquet"
     ledger = out / "id_ledger.parquet"
@@ -300,37 +307,25 @@ def _assign_ids(con: duckdb.DuckDBPyConnection, out: Path, run_number: int) -> d
         create or replace temp table ledger_manifestation as select * from id_ledger where entity = 'manifestation';
         create or replace temp table ledger_work as select * from id_ledger where entity = 'work';
     """)
-    return {
-        "manifestation": ids.carry_ids(con, groups="manifestation_groups", previous="previous_manifestation",
-                                       ledger="ledger_manifestation", prefix="M", run=run_number,
-                                       new_signature="new_golden", old_signature="old_golden"),
-        "work": ids.carry_ids(con, groups="work_groups", previous="previous_work", ledger="ledger_work",
-                              prefix="W", run=run_number),
-    }
+    ids.carry_ids(con, "manifestation", groups="manifestation_groups", previous="previous_manifestation",
+                  ledger="ledger_manifestation", prefix="M", run=run_number,
+                  new_signature="new_golden", old_signature="old_golden")
+    ids.carry_ids(con, "work", groups="work_groups", previous="previous_work", ledger="ledger_work",
+                  prefix="W", run=run_number)
 
 
 # ---- outputs -----------------------------------------------------------------------------------
 
 
-def _id_table(con: duckdb.DuckDBPyConnection, name: str, mapping: dict[str, str]) -> None:
-    con.register(f"{name}_arrow", pa.table({"grp": pa.array(list(mapping), pa.string()),
-                                           "id": pa.array(list(mapping.values()), pa.string())}))
-    con.execute(f"create or replace temp table {name} as select * from {name}_arrow")
-    con.unregister(f"{name}_arrow")
-
-
 def _write(con: duckdb.DuckDBPyConnection, out: Path, name: str, query: str, table_schema: pa.Schema | None, run_number: int) -> int:
-    table = con.sql(query).to_arrow_table()
-    if table_schema is not None:
-        table = table.select(table_schema.names).cast(table_schema)
+    """Stream the query's result into `out/name` (the largest outputs have a row per record)."""
+    result = con.sql(query).to_arrow_reader(OUTPUT_BATCH_ROWS)
     metadata = {b"unioncat.schema_version": schema.SCHEMA_VERSION.encode(), RUN_TAG: str(run_number).encode()}
-    atomic.write_parquet(out / name, table.replace_schema_metadata(metadata))
-    return table.num_rows
+    return atomic.write_parquet_batches(out / name, result, (table_schema or result.schema).with_metadata(metadata),
+                                        row_group_size=OUTPUT_BATCH_ROWS)
 
 
-def _write_outputs(con: duckdb.DuckDBPyConnection, out: Path, run_number: int, lineage: dict[str, ids.Lineage]) -> dict:
-    _id_table(con, "manifestation_ids", lineage["manifestation"].ids)
-    _id_table(con, "work_ids", lineage["work"].ids)
+def _write_outputs(con: duckdb.DuckDBPyConnection, out: Path, run_number: int) -> dict:
     con.execute("""
         create or replace temp table cluster_ids as
         select g.cluster, mi.id as manifestation_id, wi.id as work_id
@@ -378,13 +373,9 @@ def _write_outputs(con: duckdb.DuckDBPyConnection, out: Path, run_number: int, l
                count(*)::integer as n_manifestations, sum(g.n_records)::integer as n_records
         from golden g join cluster_ids ci using (cluster) group by ci.work_id order by ci.work_id
     """, schema.WORKS, run_number)
-    changes = lineage["manifestation"].changes
-    change_table = pa.Table.from_pylist(changes, schema=schema.CHANGES) if changes else schema.CHANGES.empty_table()
-    con.register("changes_arrow", change_table)
-    _write(con, out, "changes.parquet", "select * from changes_arrow order by change, coalesce(manifestation_id, old_manifestation_id), old_manifestation_id",
-           schema.CHANGES, run_number)
-    con.unregister("changes_arrow")
-    counts["changes"] = {kind: sum(1 for c in changes if c["change"] == kind) for kind in {c["change"] for c in changes}}
+    _write(con, out, "changes.parquet", "select * from manifestation_changes order by change, "
+           "coalesce(manifestation_id, old_manifestation_id), old_manifestation_id", schema.CHANGES, run_number)
+    counts["changes"] = dict(con.sql("select change, count(*) from manifestation_changes group by all").fetchall())
     counts["accepted_pairs"] = con.sql("select count(*) from accepted_pairs").fetchall()[0][0]
     _write(con, out, "match_evidence.parquet", """
         select x.record_key as record_key_a, y.record_key as record_key_b, x.node_key as node_key_a, y.node_key as node_key_b,
@@ -397,19 +388,18 @@ def _write_outputs(con: duckdb.DuckDBPyConnection, out: Path, run_number: int, l
         select r.* exclude (rid, libraries), n.node_key from match_records r join node_members m using (rid) join match_nodes n on n.rid = m.node
     """, None, run_number)
     _write(con, out, "match_nodes.parquet", "select * exclude (rid, first_rid) from match_nodes", None, run_number)
-    _write_ledger(con, out, run_number, lineage)
+    _write_ledger(con, out, run_number)
     return counts
 
 
-def _write_ledger(con: duckdb.DuckDBPyConnection, out: Path, run_number: int, lineage: dict[str, ids.Lineage]) -> None:
-    rows = [dict(entity=entity, **row) for entity, item in lineage.items() for row in item.new_ledger]
-    updates = pa.Table.from_pylist(rows, schema=pa.schema([
-        ("entity", pa.string()), ("id", pa.string()), ("first_run", pa.int32()), ("retired_run", pa.int32()), ("successor", pa.string())]))
-    con.register("ledger_updates", updates)
+def _write_ledger(con: duckdb.DuckDBPyConnection, out: Path, run_number: int) -> None:
     _write(con, out, "id_ledger.parquet", """
+        with updates as (
+            select 'manifestation' as entity, * from manifestation_ledger_updates
+            union all select 'work', * from work_ledger_updates
+        )
         select entity, id, coalesce(l.first_run, u.first_run, 0)::integer as first_run,
                coalesce(u.retired_run, l.retired_run)::integer as retired_run, coalesce(u.successor, l.successor) as successor
-        from id_ledger l full outer join ledger_updates u using (entity, id)
+        from id_ledger l full outer join updates u using (entity, id)
         order by entity, id
     """, None, run_number)
-    con.unregister("ledger_updates")

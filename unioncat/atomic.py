@@ -7,6 +7,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Iterable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -49,3 +50,30 @@ def write_parquet(path: Path, table: pa.Table, **options) -> None:
         os.replace(temp, path)
     finally:
         temp.unlink(missing_ok=True)
+
+
+def write_parquet_batches(path: Path, batches: Iterable[pa.RecordBatch], schema: pa.Schema, *,
+                          row_group_size: int, **options) -> int:
+    """Write record batches as they come (never the whole table in memory), in row groups of
+    `row_group_size` rows, each batch cast to `schema`; returns the number of rows."""
+    temp = _temp_path(path)
+    rows = 0
+    try:
+        with pq.ParquetWriter(temp, schema, compression="zstd", **options) as writer:
+            pending: list[pa.Table] = []
+            size = 0
+            for batch in batches:
+                pending.append(pa.Table.from_batches([batch]).select(schema.names).cast(schema))
+                size += batch.num_rows
+                while size >= row_group_size:
+                    table = pa.concat_tables(pending)
+                    writer.write_table(table.slice(0, row_group_size), row_group_size=row_group_size)
+                    pending, size = [table.slice(row_group_size)], size - row_group_size
+                    rows += row_group_size
+            if size or not rows:  # an empty file still has its (empty) row group, as pq.write_table writes it
+                writer.write_table(pa.concat_tables(pending) if pending else schema.empty_table(), row_group_size=row_group_size)
+                rows += size
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+    return rows

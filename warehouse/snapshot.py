@@ -49,7 +49,6 @@ from typing import Callable
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from harvesters import state as harvest_state
 from unioncat import atomic, schema
@@ -111,12 +110,12 @@ def _file_fingerprint(path: Path) -> str:
     return sha256_file(path) if path.exists() else "absent"
 
 
-def write_table(path: Path, table: pa.Table, table_schema: pa.Schema, table_name: str) -> int:
-    """The one way a snapshot's Parquet files are written: same schema, metadata and options."""
-    table = table.select(table_schema.names).cast(table_schema).combine_chunks()
+def write_table(path: Path, data: pa.Table | pa.RecordBatchReader, table_schema: pa.Schema, table_name: str) -> int:
+    """The one way a snapshot's Parquet files are written: same schema, metadata and options;
+    a RecordBatchReader (a DuckDB query's result) is written as it is read."""
     metadata = {"unioncat.schema_version": schema.SCHEMA_VERSION, "unioncat.table": table_name}
-    atomic.write_parquet(path, table.replace_schema_metadata(metadata), row_group_size=ROW_GROUP_ROWS)
-    return table.num_rows
+    batches = data.to_batches(max_chunksize=ROW_GROUP_ROWS) if isinstance(data, pa.Table) else data
+    return atomic.write_parquet_batches(path, batches, table_schema.with_metadata(metadata), row_group_size=ROW_GROUP_ROWS)
 
 
 def read_manifest(snapshot: Path) -> dict:
@@ -137,7 +136,7 @@ class SnapshotWriter:
         self.reused: list[str] = []
         self.con = duckdb.connect(config=duckdb_config(folder.parent / ".spill"))
 
-    def write(self, name: str, inputs: str | None, produce: Callable[[], pa.Table], table_schema: pa.Schema, table_name: str) -> int:
+    def write(self, name: str, inputs: str | None, produce: Callable[[], pa.Table | pa.RecordBatchReader], table_schema: pa.Schema, table_name: str) -> int:
         """Write `name` from `produce()`, or link the parent's file built from the same `inputs`
         (None: never reuse, e.g. files that depend on the parent itself)."""
         target = self.folder / name
@@ -163,14 +162,13 @@ class SnapshotWriter:
             return False
         return True
 
-    def query(self, sql: str, params: list) -> pa.Table:
-        return self.con.sql(sql, params=params).to_arrow_table()
+    def query(self, sql: str, params: list) -> pa.RecordBatchReader:
+        return self.con.sql(sql, params=params).to_arrow_reader(ROW_GROUP_ROWS)
 
-    @staticmethod
-    def sorted_parquet(path: Path, order: tuple[str, ...], table_schema: pa.Schema) -> Callable[[], pa.Table]:
+    def sorted_parquet(self, path: Path, order: tuple[str, ...], table_schema: pa.Schema) -> Callable[[], pa.RecordBatchReader | pa.Table]:
         if not path.exists():
             return table_schema.empty_table
-        return lambda: pq.read_table(path).sort_by([(column, "ascending") for column in order])
+        return lambda: self.query(f"select * from read_parquet(?) order by {', '.join(order)}", [str(path)])
 
     def close(self) -> None:
         self.con.close()
