@@ -181,4 +181,7 @@ def airflow_command(settings: Settings, args: list[str]) -> int:
         print(f"airflow: UI and API on http://localhost:{os.environ.get('AIRFLOW__API__PORT', '8080')}; user admin, "
               f"password in {home}/simple_auth_manager_passwords.json.generated", flush=True)
     airflow = Path(sys.executable).with_name("airflow")
+    # `standalone` starts its scheduler, API server, ... as `airflow` found on PATH: this
+    # environment's, even when unioncat was started by its full path outside `uv run`.
+    os.environ["PATH"] = os.pathsep.join([str(airflow.parent), os.environ.get("PATH", "")])
     os.execv(str(airflow), [str(airflow), *args])
