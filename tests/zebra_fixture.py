@@ -145,8 +145,8 @@ def replayed(records: list[bytes]) -> dict[str, bytes]:
 
 
 class TcpProxy:
-    """Forwards a loopback port to Zebra; the server's answer can be slowed (`delay` per chunk) or cut
-    after `cut_after` bytes on every connection."""
+    """Forwards a loopback port to Zebra; the server's answer can be slowed (`delay` per chunk), cut
+    after `cut_after` bytes on every connection, or held back (`hold`, `release`)."""
 
     def __init__(self, upstream_port: int, *, cut_after: int | None = None, delay: float = 0.0) -> None:
         self.upstream_port, self.cut_after, self.delay = upstream_port, cut_after, delay
@@ -154,6 +154,8 @@ class TcpProxy:
         self.port = self.listener.getsockname()[1]
         self._sockets: list[socket.socket] = []
         self._closed = threading.Event()
+        self._flowing = threading.Event()
+        self._flowing.set()
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -164,10 +166,11 @@ class TcpProxy:
                 return
             upstream = socket.create_connection((HOST, self.upstream_port))
             self._sockets += [client, upstream]
-            threading.Thread(target=self._pump, args=(client, upstream, None, 0.0), daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client, self.cut_after, self.delay), daemon=True).start()
+            threading.Thread(target=self._pump, args=(client, upstream, None, 0.0, None), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, self.cut_after, self.delay, self._flowing), daemon=True).start()
 
-    def _pump(self, source: socket.socket, target: socket.socket, limit: int | None, delay: float) -> None:
+    def _pump(self, source: socket.socket, target: socket.socket, limit: int | None, delay: float,
+              flowing: threading.Event | None) -> None:
         sent = 0
         with contextlib.suppress(OSError):
             while chunk := source.recv(65536):
@@ -175,14 +178,24 @@ class TcpProxy:
                     target.sendall(chunk[: limit - sent])
                     break
                 time.sleep(delay)
+                if flowing is not None:
+                    flowing.wait()
                 target.sendall(chunk)
                 sent += len(chunk)
         for sock in (source, target):
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
 
+    def hold(self) -> None:
+        """The server's answers wait in the proxy (at most one chunk each) until `release`."""
+        self._flowing.clear()
+
+    def release(self) -> None:
+        self._flowing.set()
+
     def close(self) -> None:
         self._closed.set()
+        self._flowing.set()
         self.listener.close()
         for sock in self._sockets:
             sock.close()

@@ -166,7 +166,9 @@ def test_zebrasrv_killed_mid_present_is_retryable_and_the_restarted_server_gives
             harvest = threading.Thread(target=lambda: outcome.append(_attempt(harvester, settings, library)))
             harvest.start()
             _wait_for_pages(settings, harvester.library_id, 2, harvest)
+            slow.hold()  # the harvest cannot finish while zebrasrv is being stopped
             server.stop()  # SIGTERM then SIGKILL to zebrasrv's process group, mid-present
+            slow.release()
             harvest.join(30)
         [error] = outcome
         assert isinstance(error, RetryableHarvestError) and error.library_id == "Z1", error
