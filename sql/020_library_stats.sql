@@ -1,7 +1,10 @@
 -- Per-library figures: how much each library contributes, how much of it
 -- nobody else in the province holds, and how much two libraries share.
 
-CREATE VIEW library_stats AS
+-- Tables, not views: they aggregate the whole of holdings_distribution and a
+-- snapshot never changes, so they are computed once, when the catalogue is built
+-- (as a view, library_stats took 0.6 s a query at 1M records).
+CREATE TABLE library_stats AS
 WITH spread AS (
     SELECT manifestation_id, count(DISTINCT library_id) AS n_libraries
     FROM holdings_distribution
@@ -23,10 +26,9 @@ LEFT JOIN holdings_distribution d USING (library_id)
 LEFT JOIN spread s USING (manifestation_id)
 GROUP BY ALL
 ORDER BY l.library_id;
-COMMENT ON VIEW library_stats IS 'Per library: records, manifestations held, unique holdings (held by no other library), share of its manifestations held elsewhere, quarantined records.';
+COMMENT ON TABLE library_stats IS 'Per library: records, manifestations held, unique holdings (held by no other library), share of its manifestations held elsewhere, quarantined records.';
 
--- A table, not a view: the self-join of holdings_distribution is the costliest
--- query in the catalogue and the snapshot never changes, so it is computed once.
+-- The self-join of holdings_distribution: the costliest query in the catalogue.
 CREATE TABLE library_overlap AS
 WITH held AS (
     SELECT library_id, count(DISTINCT manifestation_id) AS held FROM holdings_distribution GROUP BY ALL

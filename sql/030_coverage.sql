@@ -29,7 +29,8 @@ COMMENT ON TABLE clc_classes IS 'The 22 top classes of the Chinese Library Class
 
 CREATE MACRO clc_top_class(clc) AS coalesce(upper(left(trim(clc[1]), 1)), '?');
 
-CREATE VIEW city_coverage AS
+-- Tables for the same reason as library_stats: computed once per snapshot.
+CREATE TABLE city_coverage AS
 WITH per_city AS (
     SELECT d.city, d.manifestation_id, sum(d.copies) AS copies
     FROM holdings_distribution d
@@ -49,9 +50,9 @@ FROM per_city c
 JOIN cities_holding h USING (manifestation_id)
 GROUP BY c.city
 ORDER BY manifestations DESC, c.city;
-COMMENT ON VIEW city_coverage IS 'Per city: its libraries, manifestations held by at least one of them, those held in no other city, copies, and the share of the whole catalogue the city holds.';
+COMMENT ON TABLE city_coverage IS 'Per city: its libraries, manifestations held by at least one of them, those held in no other city, copies, and the share of the whole catalogue the city holds.';
 
-CREATE VIEW class_coverage AS
+CREATE TABLE class_coverage AS
 SELECT
     clc_top_class(m.clc) AS class,
     coalesce(k.name, CASE WHEN m.clc[1] IS NULL THEN '未分类' ELSE '其他分类法' END) AS name,
@@ -65,4 +66,4 @@ FROM manifestations m
 LEFT JOIN clc_classes k ON k.code = clc_top_class(m.clc)
 GROUP BY ALL
 ORDER BY manifestations DESC, class;
-COMMENT ON VIEW class_coverage IS 'Per CLC top class (first letter of the manifestation''s first CLC number): manifestations, records, those held by one library only, average holding libraries, share of the catalogue.';
+COMMENT ON TABLE class_coverage IS 'Per CLC top class (first letter of the manifestation''s first CLC number): manifestations, records, those held by one library only, average holding libraries, share of the catalogue.';

@@ -79,7 +79,7 @@ def test_a_bad_statement_is_a_clear_error(demo, capsys):
     "delete from records",
     "create table mine as select 1",
     "update manifestations set title = 'x'",
-    "drop view library_stats",
+    "drop table library_stats",
 ])
 def test_a_write_is_refused_because_the_file_is_opened_read_only(demo, capsys, statement):
     settings, common = demo

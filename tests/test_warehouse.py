@@ -84,7 +84,7 @@ def test_catalogue_has_every_table_view_and_macro_with_comments(demo):
     objects = dict(con.execute("select table_name, comment from duckdb_tables() union all "
                                "select view_name, comment from duckdb_views() where not internal").fetchall())
     for name in ("libraries", "records", "holdings", "manifestations", "works", "record_manifestation", "holdings_distribution",
-                 "changes", "quarantine", "library_stats", "library_overlap", "city_coverage", "class_coverage", "search_index"):
+                 "changes", "quarantine", "library_stats", "library_overlap", "city_coverage", "class_coverage", "search_index", "isbn_index"):
         assert objects.get(name), f"{name} missing or without a comment"
     macros = {m for (m,) in con.execute("select function_name from duckdb_functions() where function_type like '%macro%'").fetchall()}
     assert {"search", "find_isbn", "holders"} <= macros
