@@ -13,6 +13,13 @@ def test_chinese_title_variants_share_one_key():
     assert keys == {"红楼梦脂砚斋评本"}
 
 
+def test_pinyin_key_reads_each_han_character_toneless_and_ignores_the_rest():
+    assert normalise.pinyin_key("紅樓夢 研究") == normalise.pinyin_key("红楼梦：研究") == "hongloumengyanjiu"
+    assert normalise.pinyin_key("绿色重庆 2nd ed.") == "lvsezhongqing"  # ü as v; one reading per character
+    assert normalise.pinyin_key("红楼梦") == normalise.pinyin_key("洪楼梦")  # a homophone typo keeps the key
+    assert normalise.pinyin_key("Pride and prejudice") is None and normalise.pinyin_key(None) is None
+
+
 def test_full_width_digits_and_latin_fold_to_half_width():
     assert normalise.title_key("Ｐｙｔｈｏｎ编程 第２版") == "python编程第2版"
 
