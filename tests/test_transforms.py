@@ -134,3 +134,16 @@ def test_incremental_oai_pages_replay_to_the_current_catalogue(tmp_path):
     rows = {r["local_id"]: r for r in pq.read_table(settings.staging_dir("O01") / "records.parquet").to_pylist()}
     assert set(rows) == {"1", "3"} and rows["1"]["title"] == "西湖志（修订）" and rows["1"]["datestamp"] == "2026-02-01"
     assert summary.profile["with_class"] == 1.0 and summary.profile["formats"] == {"cnmarc": 2}
+
+
+def test_staging_is_kept_for_the_same_pages_and_rebuilt_when_the_key_definitions_change(tmp_path, monkeypatch):
+    sources = write_registry(tmp_path, {"O01": ("county", [])})
+    settings = Settings.resolve(sources, tmp_path / "var")
+    library = load_registry(sources).get("O01")
+    run = HarvestRun(settings, library, "run1", full=True)
+    run.finish([run.land("000001.xml", OAI_PAGE.format(records=OAI_RECORD.format(id="1", stamp="2026-01-01", title="西湖志")).encode())],
+               watermark="2026-01-01")
+    assert not transform_library(settings, library).skipped
+    assert transform_library(settings, library).skipped
+    monkeypatch.setattr("transforms.normalise.KEYS_VERSION", "next")
+    assert not transform_library(settings, library).skipped

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from harvesters.landing import catalogue_pages
+from transforms import normalise
 from transforms.readers import Accepted, HoldingsRecord, Rejected, Tombstone, read_file
 from unioncat import atomic, schema
 from unioncat.registry import Library
@@ -51,7 +52,7 @@ class TransformSummary:
 
 
 def _fingerprint(paths: list[Path], library: Library) -> str:
-    digest = hashlib.sha256(f"{library.syntax}|{library.encoding}|{schema.SCHEMA_VERSION}".encode())
+    digest = hashlib.sha256(f"{library.syntax}|{library.encoding}|{schema.SCHEMA_VERSION}|{normalise.KEYS_VERSION}".encode())
     for path in paths:
         digest.update(str(path).encode())
     return digest.hexdigest()
