@@ -230,6 +230,28 @@ def test_retention_keeps_current_the_newest_and_what_readers_hold(inputs, monkey
     assert retention.snapshot_ids(inputs.published_dir) == [inputs.current_snapshot.resolve().name]
 
 
+def test_a_snapshot_id_is_never_given_twice_even_after_a_prune_in_the_same_second(tmp_path, monkeypatch):
+    from datetime import datetime, timezone
+
+    import warehouse.snapshot as snapshot
+
+    class Clock:
+        now_at = datetime(2026, 12, 4, 22, 25, 19, tzinfo=timezone.utc)
+
+        @classmethod
+        def now(cls, tz=None):
+            return cls.now_at
+
+    monkeypatch.setattr(snapshot, "datetime", Clock)
+    for name in ("20261204T222519Z", "20261204T222519Z-3", ".pruning-20261204T222519Z-4", "current"):
+        (tmp_path / name).mkdir()  # -2 was pruned, -4 is being pruned
+    assert snapshot._new_snapshot_id(tmp_path) == "20261204T222519Z-5"
+    Clock.now_at = datetime(2026, 12, 4, 22, 25, 20, tzinfo=timezone.utc)
+    assert snapshot._new_snapshot_id(tmp_path) == "20261204T222520Z"
+    Clock.now_at = datetime(2026, 12, 4, 22, 25, 10, tzinfo=timezone.utc)  # the clock went back
+    assert snapshot._new_snapshot_id(tmp_path) == "20261204T222519Z-5"
+
+
 def test_keep_count_reads_the_environment(monkeypatch):
     monkeypatch.delenv("UNIONCAT_KEEP_SNAPSHOTS", raising=False)
     assert retention.keep_count() == retention.DEFAULT_KEEP

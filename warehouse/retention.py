@@ -9,6 +9,7 @@ then deleted; files hard-linked into newer snapshots live on there.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from warehouse import locks
@@ -23,7 +24,11 @@ def keep_count(keep: int | None = None) -> int:
     return max(keep, 1)
 
 
-def _age(snapshot_id: str) -> tuple[str, int]:
+_SNAPSHOT_ID = re.compile(r"(?:\.building-|\.pruning-)?(\d{8}T\d{6}Z(?:-\d+)?)")
+
+
+def age(snapshot_id: str) -> tuple[str, int]:
+    """Sort key of a snapshot id: its build time, then its number within that second."""
     stamp, _, n = snapshot_id.partition("-")
     return stamp, int(n or 1)
 
@@ -32,7 +37,13 @@ def snapshot_ids(published: Path) -> list[str]:
     """Complete snapshots, oldest first."""
     ids = [p.name for p in published.iterdir()
            if not p.name.startswith(".") and not p.is_symlink() and (p / "manifest.json").is_file()]
-    return sorted(ids, key=_age)
+    return sorted(ids, key=age)
+
+
+def newest_id(published: Path) -> str | None:
+    """The newest id in `published`, complete, being built or being pruned."""
+    ids = [m.group(1) for p in published.iterdir() if (m := _SNAPSHOT_ID.fullmatch(p.name))] if published.exists() else []
+    return max(ids, key=age, default=None)
 
 
 def prune(published: Path, current_id: str, keep: int) -> list[str]:

@@ -262,12 +262,14 @@ def _crash_point(name: str) -> None:
 
 
 def _new_snapshot_id(published: Path) -> str:
+    """The build time, after every id ever given in `published`: within one second `-2`, `-3`…
+    An id is never given twice, even once its snapshot is pruned (the newest is never pruned)."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    snapshot_id, n = stamp, 1
-    while (published / snapshot_id).exists() or (published / f".building-{snapshot_id}").exists():
-        n += 1
-        snapshot_id = f"{stamp}-{n}"
-    return snapshot_id
+    newest = retention.newest_id(published)
+    if newest is None or retention.age(newest)[0] < stamp:
+        return stamp
+    newest_stamp, n = retention.age(newest)
+    return f"{newest_stamp}-{n + 1}"
 
 
 def current_snapshot(settings: Settings) -> Path | None:
