@@ -262,14 +262,15 @@ def _crash_point(name: str) -> None:
 
 
 def _new_snapshot_id(published: Path) -> str:
-    """The build time, after every id ever given in `published`: within one second `-2`, `-3`…
-    An id is never given twice, even once its snapshot is pruned (the newest is never pruned)."""
+    """The build time, after the newest id in `published`: within one second `-2`, `-3`… Retention
+    never prunes the newest snapshot, so the id of a snapshot once published is never given again."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     newest = retention.newest_id(published)
-    if newest is None or retention.age(newest)[0] < stamp:
-        return stamp
-    newest_stamp, n = retention.age(newest)
-    return f"{newest_stamp}-{n + 1}"
+    if newest is not None:
+        newest_stamp, n = retention.age(newest)
+        if newest_stamp >= stamp:
+            return f"{newest_stamp}-{n + 1}"
+    return stamp
 
 
 def current_snapshot(settings: Settings) -> Path | None:
