@@ -42,7 +42,9 @@ def snapshot_ids(published: Path) -> list[str]:
 
 def newest_id(published: Path) -> str | None:
     """The newest id in `published`, complete, being built or being pruned."""
-    ids = [m.group(1) for p in published.iterdir() if (m := _SNAPSHOT_ID.fullmatch(p.name))] if published.exists() else []
+    if not published.exists():
+        return None
+    ids = [m.group(1) for p in published.iterdir() if (m := _SNAPSHOT_ID.fullmatch(p.name))]
     return max(ids, key=age, default=None)
 
 
