@@ -146,7 +146,7 @@ def replayed(records: list[bytes]) -> dict[str, bytes]:
 
 class TcpProxy:
     """Forwards a loopback port to Zebra; the server's answer can be slowed (`delay` per chunk), cut
-    after `cut_after` bytes on every connection, or held back (`hold`, `release`)."""
+    after `cut_after` bytes on every connection, or held back both ways (`hold`, `release`)."""
 
     def __init__(self, upstream_port: int, *, cut_after: int | None = None, delay: float = 0.0) -> None:
         self.upstream_port, self.cut_after, self.delay = upstream_port, cut_after, delay
@@ -166,7 +166,7 @@ class TcpProxy:
                 return
             upstream = socket.create_connection((HOST, self.upstream_port))
             self._sockets += [client, upstream]
-            threading.Thread(target=self._pump, args=(client, upstream, None, 0.0, None), daemon=True).start()
+            threading.Thread(target=self._pump, args=(client, upstream, None, 0.0, self._flowing), daemon=True).start()
             threading.Thread(target=self._pump, args=(upstream, client, self.cut_after, self.delay, self._flowing), daemon=True).start()
 
     def _pump(self, source: socket.socket, target: socket.socket, limit: int | None, delay: float,
@@ -187,7 +187,8 @@ class TcpProxy:
                 sock.shutdown(socket.SHUT_RDWR)
 
     def hold(self) -> None:
-        """The server's answers wait in the proxy (at most one chunk each) until `release`."""
+        """Both directions wait in the proxy (at most one chunk each) until `release`: no request
+        reaches the server and no answer the client."""
         self._flowing.clear()
 
     def release(self) -> None:

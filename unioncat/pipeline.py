@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable
@@ -20,6 +20,7 @@ from harvesters.errors import HarvestError
 from harvesters.landing import HarvestResult
 from transforms.stage import TransformSummary, transform_library
 from unioncat.host_limits import host_slot
+from unioncat.processes import process_pool
 from unioncat.registry import Library, Registry, load_registry
 from unioncat.settings import Settings
 from warehouse.snapshot import PublishSummary, publish
@@ -128,7 +129,7 @@ def run_all(settings: Settings, *, full: bool = False, run_id: str | None = None
             summary.failed[library.id] = str(error)
             progress(f"[harvest {n}/{len(libraries)}] FAILED {error}")
     # Libraries transform independently: one process per core.
-    with ProcessPoolExecutor(max_workers=min(os.cpu_count() or 1, len(libraries) or 1)) as pool:
+    with process_pool(min(os.cpu_count() or 1, len(libraries))) as pool:
         futures = [pool.submit(transform, settings, library, full=full) for library in libraries]
         for n, future in enumerate(as_completed(futures), 1):
             result = future.result()

@@ -46,7 +46,6 @@ import re
 import shutil
 import tomllib
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -56,6 +55,7 @@ from typing import Callable, Iterator, Sequence
 
 from transforms.isbn import isbn10_check_digit, isbn13_check_digit
 from transforms.iso2709 import parse_record, split_records
+from unioncat.processes import process_pool
 from unioncat.province import (
     FULLWIDTH, GENRES, HABITS, ISBN_TYPO_RATE, LATEST_CHANGE, PUBLISHERS, REUSED_ISBN_RATE, YEAR_STYLES, Catalogue,
     DemoLibrary, Holdings, Manifestation, Person, Publisher, mistype, responsibility, simplified_to_traditional,
@@ -614,9 +614,7 @@ def _write_shard(args: tuple) -> ShardSummary:
 def _run_shards(jobs: list[tuple], processes: int) -> list[ShardSummary]:
     if processes <= 1 or len(jobs) <= 1:
         return [_write_shard(job) for job in jobs]
-    import multiprocessing
-
-    with ProcessPoolExecutor(min(processes, len(jobs)), mp_context=multiprocessing.get_context("fork")) as pool:
+    with process_pool(min(processes, len(jobs))) as pool:
         return list(pool.map(_write_shard, jobs))
 
 
