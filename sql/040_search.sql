@@ -52,3 +52,4 @@ JOIN best b ON s.score = b.score AND s.score >= 0.5
 JOIN manifestations m USING (manifestation_id)
 ORDER BY s.score DESC, contains(lower(m.title), lower(trim(text))) DESC, m.n_libraries DESC,
          length(m.title), m.manifestation_id;
+COMMENT ON MACRO TABLE search IS 'search(text): manifestations whose title, subtitle, part name or authors hold the query''s Han character pairs and Western words, best first (score, phrase in title, libraries holding).';

@@ -26,6 +26,7 @@ SELECT m.*
 FROM manifestations m
 WHERE m.manifestation_id IN (SELECT i.manifestation_id FROM isbn_index i WHERE i.isbn = isbn13(typed))
 ORDER BY m.n_libraries DESC, m.manifestation_id;
+COMMENT ON MACRO TABLE find_isbn IS 'find_isbn(isbn): the manifestations with this ISBN, typed as ISBN-10 or -13, hyphens or not; most held first.';
 
 -- Province library first, then city, then county libraries.
 CREATE MACRO holders(mid) AS TABLE
@@ -34,3 +35,4 @@ FROM holdings_distribution d
 JOIN libraries l USING (library_id)
 WHERE d.manifestation_id = mid
 ORDER BY CASE d.level WHEN 'province' THEN 0 WHEN 'city' THEN 1 ELSE 2 END, d.library_id;
+COMMENT ON MACRO TABLE holders IS 'holders(manifestation_id): the libraries holding a manifestation with city, level and copies; province, then city, then county.';

@@ -90,6 +90,21 @@ def test_a_write_is_refused_because_the_file_is_opened_read_only(demo, capsys, s
     assert _direct(settings, "select count(*) from records")[0][0] > 0
 
 
+@pytest.mark.parametrize("statement", [
+    "select * from read_text('/etc/passwd')",
+    "copy (select * from records) to '{out}'",
+    "attach '{out}' as mine",
+    "set enable_external_access = true",
+])
+def test_a_query_reaches_no_file_but_the_catalogue(demo, capsys, tmp_path, statement):
+    """The published catalogue is public: its SQL reads no other file of the machine and writes none."""
+    _, common = demo
+    out = tmp_path / "leak.csv"
+    assert main(["query", statement.format(out=out), *common]) == 1
+    assert "Traceback" not in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_the_reader_lock_is_held_while_rows_are_read(demo, capsys, monkeypatch):
     """Retention cannot take the snapshot (exclusive lock) while the query prints, and can after."""
     settings, common = demo

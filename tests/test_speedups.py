@@ -92,7 +92,7 @@ def test_a_record_the_c_declines_is_cut_by_the_directory():
     assert parse_record(chunk).datas == [b"ID01 ", b"10\x1faTitle"]
 
 
-TEXT = st.text(st.sampled_from(list(" \t\n\r\u3000\xa0/:;,.=aZ中文\x00\x07\x1f\x7f\x88\x89\x9f\u2028é")), max_size=24)
+TEXT = st.text(st.sampled_from(list(" \t\n\r\u3000\xa0/:;,.=aZ中文\x00\x07\x1f\x7f\x88\x89\x9f\u2028\u202e\u2066é")), max_size=24)
 
 
 @settings(max_examples=3000, deadline=None, database=None)

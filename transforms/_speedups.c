@@ -284,10 +284,18 @@ fail:
     return NULL;
 }
 
-/* A character bibliographic.clean removes: [\x00-\x08\x0b-\x1f\x7f-\x9f]. */
+/* A character bibliographic.clean removes: [\x00-\x08\x0b-\x1f\x7f-\x9f], and the
+ * bidirectional embeddings, overrides and isolates U+202A-U+202E, U+2066-U+2069. */
 static int is_display_control(Py_UCS4 c)
 {
-    return c <= 0x08 || (c >= 0x0B && c <= 0x1F) || (c >= 0x7F && c <= 0x9F);
+    return c <= 0x08 || (c >= 0x0B && c <= 0x1F) || (c >= 0x7F && c <= 0x9F) || (c >= 0x202A && c <= 0x202E)
+           || (c >= 0x2066 && c <= 0x2069);
+}
+
+/* A character bibliographic.clean turns into a space: TAB, LF. */
+static int is_line_break(Py_UCS4 c)
+{
+    return c == 0x09 || c == 0x0A;
 }
 
 static int is_trailing_punctuation(Py_UCS4 c)
@@ -295,7 +303,7 @@ static int is_trailing_punctuation(Py_UCS4 c)
     return c == '/' || c == ':' || c == ';' || c == ',' || c == '.' || c == '=';
 }
 
-/* clean(value: str | None) -> str | None: control characters removed, white
+/* clean(value: str | None) -> str | None: control characters removed, TAB and LF made spaces, white
  * space stripped, trailing ISBD punctuation (and the space before it) cut;
  * None for nothing left. */
 static PyObject *clean(PyObject *module, PyObject *value)
@@ -312,7 +320,8 @@ static PyObject *clean(PyObject *module, PyObject *value)
     PyObject *text = value;
     Py_INCREF(text);
     for (Py_ssize_t i = 0; i < length; i++) {
-        if (is_display_control(PyUnicode_READ(kind, data, i))) {  /* rare: copy without them */
+        Py_UCS4 found = PyUnicode_READ(kind, data, i);
+        if (is_display_control(found) || is_line_break(found)) {  /* rare: copy without them */
             Py_UCS4 *kept = PyMem_Malloc(sizeof(Py_UCS4) * (length ? length : 1));
             if (kept == NULL) {
                 Py_DECREF(text);
@@ -321,7 +330,9 @@ static PyObject *clean(PyObject *module, PyObject *value)
             Py_ssize_t count = 0;
             for (Py_ssize_t j = 0; j < length; j++) {
                 Py_UCS4 c = PyUnicode_READ(kind, data, j);
-                if (!is_display_control(c))
+                if (is_line_break(c))
+                    kept[count++] = ' ';
+                else if (!is_display_control(c))
                     kept[count++] = c;
             }
             Py_DECREF(text);

@@ -18,9 +18,12 @@ _ROLE_SUFFIX = re.compile(r"\s*(主编|编著|编译|编纂|编辑|整理|校注
 _ROLE_LAST_CHARACTERS = frozenset("编著译纂辑理注释绘撰校等")
 _TRAILING_CHARS_TEXT = "/:;,.="
 _TRAILING_CHARS = frozenset(_TRAILING_CHARS_TEXT)
-# Control characters that must not reach display text; \x88/\x89 (NSB/NSE)
-# bracket non-sorting words in UNIMARC and are removed with their text for keys.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Control characters that must not reach display text, nor the bidirectional overrides that
+# would make a title print reversed or reorder a listing; \x88/\x89 (NSB/NSE) bracket
+# non-sorting words in UNIMARC and are removed with their text for keys. TAB and LF become
+# spaces: a title is one line.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_LINE_BREAK = str.maketrans("\t\n", "  ")
 _NON_SORTING = re.compile(r"\x88[^\x89]*\x89")
 
 
@@ -63,7 +66,7 @@ def clean(value: str | None) -> str | None:
     if value is None:
         return None
     if not value.isprintable():
-        value = _CONTROL.sub("", value)
+        value = _CONTROL.sub("", value).translate(_LINE_BREAK)
     value = value.strip()
     while value and value[-1] in _TRAILING_CHARS:
         value = value.rstrip(_TRAILING_CHARS_TEXT).rstrip()

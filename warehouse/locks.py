@@ -121,8 +121,11 @@ def reading(settings: Settings, snapshot_id: str | None = None) -> Iterator[Path
 
 @contextmanager
 def open_catalogue(snapshot: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A read-only connection to the snapshot's catalogue.duckdb, closed at the end of the block."""
-    con = duckdb.connect(str(snapshot / "catalogue.duckdb"), read_only=True)
+    """A read-only connection to the snapshot's catalogue.duckdb, closed at the end of the block.
+    It reaches no other file: a query cannot read the machine's files (`read_text`), write
+    (`COPY ... TO`), attach or install, nor turn that back on."""
+    con = duckdb.connect(str(snapshot / "catalogue.duckdb"), read_only=True,
+                         config={"enable_external_access": False, "lock_configuration": True})
     try:
         yield con
     finally:
