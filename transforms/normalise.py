@@ -15,8 +15,9 @@ import opencc
 from pypinyin.pinyin_dict import pinyin_dict
 
 # The definition of the keys: bumped when one changes, so that every library's staging
-# is built again and no catalogue mixes keys of two definitions (2: per-character pinyin).
-KEYS_VERSION = "2"
+# is built again and no catalogue mixes keys of two definitions (2: per-character pinyin;
+# 3: titles and names lose bidirectional overrides, TAB/LF become spaces).
+KEYS_VERSION = "3"
 
 _HAN = r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]"
 _SPACE_BETWEEN_HAN = re.compile(rf"(?<={_HAN})\s+(?={_HAN})")
