@@ -11,6 +11,7 @@ put into error messages.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -19,6 +20,8 @@ import requests
 import urllib3
 
 from harvesters.errors import RetryableHarvestError, TerminalHarvestError
+
+log = logging.getLogger("unioncat.harvest")
 
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
@@ -95,7 +98,8 @@ def get(
             last_error = type(error).__name__
         except SlowResponse as error:
             last_error = f"{policy.deadline:g} s deadline passed, {error}"
-        if attempt + 1 < policy.attempts:
+        if attempt + 1 < policy.attempts:  # in the task log: a harvest that recovers still shows its trouble
+            log.warning("%s: %s: %s; attempt %d of %d, next in %.1f s", library_id, url, last_error, attempt + 1, policy.attempts, wait)
             sleep(wait)
     raise RetryableHarvestError(library_id, f"{url}: gave up after {policy.attempts} attempts ({last_error})")
 

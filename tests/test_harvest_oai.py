@@ -3,7 +3,9 @@ directly and through the fault-injecting proxy (tests/faulty_http.py)."""
 
 from __future__ import annotations
 
+import logging
 import math
+import re
 import signal
 import socket
 import subprocess
@@ -247,14 +249,18 @@ def test_tokens_that_always_expire_end_in_bad_resumption_token(settings):
     ],
     ids=lambda fault: fault.kind + ("-" + str(fault.options.get("code")) if "code" in fault.options else ""),
 )
-def test_a_transient_fault_is_retried_and_the_harvest_completes(shared_server, settings, fault):
+def test_a_transient_fault_is_retried_and_the_harvest_completes(shared_server, settings, fault, caplog):
     server, headers = shared_server
     with FaultyProxy(server.url) as proxy:
         proxy.plan(fault)
-        result = oai.harvest(settings, library(proxy.url), "run1", policy=FAST)
+        with caplog.at_level(logging.WARNING, logger="unioncat.harvest"):
+            result = oai.harvest(settings, library(proxy.url), "run1", policy=FAST)
     assert [kind for _, kind in proxy.log].count(fault.kind) == fault.times
     assert result.records == 310 and replay(settings)[0] == headers
     assert state(settings)["oai"]["warnings"] == []
+    if fault.kind in ("status", "reset", "stall"):  # retried by the HTTP client: the task log says so
+        retried = [r.getMessage() for r in caplog.records if r.name == "unioncat.harvest"]
+        assert len(retried) == fault.times and all(re.match(r"OAI1: http://\S+: (HTTP 5|HTTP 4|\w+Error|\w+Timeout|[\d.]+ s deadline).*; attempt [12] of 3, next in", m) for m in retried), retried
 
 
 def test_a_page_that_keeps_its_invalid_characters_is_landed_stripped_with_the_received_bytes_kept(shared_server, settings):
