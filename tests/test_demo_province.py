@@ -77,6 +77,23 @@ def test_holdings_are_shared_like_a_province(demo):
     assert levels == {"province": 1, "city": 11, "county": 90}
 
 
+def test_the_since_param_harvests_a_library_again_from_that_date(demo, capsys):
+    """Everything is harvested already, so an incremental run would land nothing: with `since`
+    the OAI-PMH library's window opens at that date and its whole catalogue comes again."""
+    from unioncat.airflow_env import run_dags_in_process
+
+    settings, _, con = demo
+    library = next(lib for lib in registry(settings).enabled() if lib.protocol == "oai")
+    held = con.execute("select count(*) from records where library_id = ?", [library.id]).fetchall()[0][0]
+    with pytest.MonkeyPatch.context() as env, LibraryNetwork(settings, [library], drops_root(settings, [library])):
+        env.setenv("UNIONCAT_SOURCES", str(settings.sources_path))
+        env.setenv("UNIONCAT_DATA_DIR", str(settings.data_dir))
+        states = run_dags_in_process(settings, run_conf={"library": library.id, "since": "2000-01-01"}, progress=print)
+    assert states == {"harvest_libraries": "success", "build_catalogue": "success"}
+    [line] = [line for line in capsys.readouterr().out.splitlines() if line.startswith(f"{library.id}: ") and "landed" in line]
+    assert f", {held:,} records," in line, line
+
+
 def test_a_library_whose_server_is_down_fails_alone_and_keeps_its_data(demo, capsys):
     from unioncat.airflow_env import run_dags_in_process
 
@@ -95,6 +112,8 @@ def test_a_library_whose_server_is_down_fails_alone_and_keeps_its_data(demo, cap
     assert states == {"harvest_libraries": "failed", "build_catalogue": "success"}
     out = capsys.readouterr().out
     assert "harvest summary: 101 succeeded, 1 failed, 0 skipped" in out and f"{down}      failed" in out
+    [built] = [line for line in out.splitlines() if line.strip().startswith(down) and "previous data kept" in line]
+    assert f"{held:,} records" in built and "last harvest failed" in built, built
     assert settings.current_snapshot.resolve() != before
     after = duckdb.connect(str(settings.current_snapshot / "catalogue.duckdb"), read_only=True)
     assert after.execute("select count(*) from records where library_id = ?", [down]).fetchall()[0][0] == held > 0
