@@ -1,3 +1,6 @@
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from transforms import normalise
 from transforms.isbn import isbn13_is_valid, normalise_issn, to_isbn13
 
@@ -57,3 +60,9 @@ def test_isbn10_converts_and_invalid_isbns_are_refused():
 def test_issn_check_digit():
     assert normalise_issn("0317-8471") == "0317-8471"
     assert normalise_issn("0317-8472") is None
+
+
+@settings(max_examples=2000, deadline=None, database=None)
+@given(st.text(st.characters(max_codepoint=0x17F), max_size=30))
+def test_compact_keys_of_ascii_text_take_the_short_way_to_the_same_key(text):
+    assert normalise._compact_key(text) == normalise.fold_text(text).replace(" ", "")

@@ -6,17 +6,20 @@ runs for every record the C declines, so both must agree wherever both answer.""
 from __future__ import annotations
 
 import os
+import unicodedata
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from transforms import cnmarc, marc21
-from transforms.bibliographic import python_clean
+from transforms import bibliographic
+from transforms.bibliographic import python_clean, python_names, python_pick, python_strip_role
+from transforms.isbn import python_to_isbn13
 from transforms.encoding import _CONTROL_FIELD_CONTROLS, _DATA_FIELD_CONTROLS, CODECS, _decode_fields, decide_encoding
 from transforms.iso2709 import _DIRECTORY, RecordError, _speedups, _well_formed, parse_record, split_records
 from transforms.marc import MarcRecord
-from transforms.readers import bibliographic_format
+from transforms.readers import bibliographic_format, read_iso2709
 from unioncat.province import DemoLibrary, write_demo_drops
 
 pytestmark = pytest.mark.skipif(_speedups is None and not os.environ.get("CI"), reason="transforms/_speedups.c is not built here")
@@ -99,3 +102,38 @@ TEXT = st.text(st.sampled_from(list(" \t\n\r\u3000\xa0/:;,.=aZ中文\x00\x07\x1f
 @given(st.one_of(TEXT, st.text(max_size=40), st.none()))
 def test_clean_in_c_equals_clean_in_python(value):
     assert _speedups.clean(value) == python_clean(value)
+
+
+ROLE_TEXT = st.text(st.sampled_from(list(" \t\u3000,.;张三Smith主编著译校注释纂辑理绘撰等原选整")), max_size=16)
+
+
+@settings(max_examples=3000, deadline=None, database=None)
+@given(st.one_of(ROLE_TEXT, st.text(max_size=30)))
+def test_strip_role_in_c_equals_strip_role_in_python(name):
+    assert _speedups.strip_role(name) == python_strip_role(name)
+
+
+ISBN_TEXT = st.text(st.sampled_from(list("0123456789789Xx -\u2010\u2013 \u3000ISBN:()平装０")), max_size=30)
+
+
+@settings(max_examples=3000, deadline=None, database=None)
+@given(st.one_of(ISBN_TEXT, st.text(max_size=20)))
+def test_isbn13_in_c_equals_isbn13_in_python(text):
+    text = unicodedata.normalize("NFKC", text)  # as to_isbn13 gives it to either
+    assert _speedups.isbn13(text) == python_to_isbn13(text)
+
+
+def test_mappings_describe_alike_with_the_c_and_the_python_helpers(shared_data, tmp_path, monkeypatch):
+    """Every record of the corpus gives the same canonical row and holdings whether the mappings
+    take their fields (`pick`) and authors (`names`) in C or in Python."""
+    chunks = _corpus(shared_data, tmp_path)
+    data = b"".join(chunks)
+    fast = list(read_iso2709(data, library_id="B", run_id="r"))
+    for module in (bibliographic, marc21, cnmarc):
+        for name, python in (("pick", python_pick), ("names", python_names)):
+            if hasattr(module, name):
+                monkeypatch.setattr(module, name, python)
+    slow = list(read_iso2709(data, library_id="B", run_id="r"))
+    assert len(fast) == len(slow) > 25_000
+    assert sum(hasattr(result, "row") for result in fast) > 25_000
+    assert fast == slow

@@ -1,12 +1,13 @@
 /* The transform's hot loops in C: cutting a well-formed ISO 2709 record into
  * its fields, decoding the fields a mapping reads into the `MarcRecord`
- * dictionaries, and trimming a subfield value for display (`clean`).
+ * dictionaries, trimming a subfield value for display (`clean`) and taking the
+ * canonical fields a mapping reads as they are from the subfield index (`pick`).
  * transforms/iso2709.py, encoding.py and bibliographic.py hold the same logic
  * in Python, used when this module is not built and for every record this
  * module declines (returns None for); tests check that both give identical
  * results on the test corpus and on generated strings.
  *
- * Both functions only read their arguments; a record they cannot handle in
+ * These functions only read their arguments; a record they cannot handle in
  * the common way is handed back (None) rather than repaired here.
  */
 #define PY_SSIZE_T_CLEAN
@@ -368,11 +369,380 @@ static PyObject *clean(PyObject *module, PyObject *value)
     return result;
 }
 
+/* How `pick` takes a canonical field from the subfield index (transforms/bibliographic.py). */
+enum { PICK_RAW, PICK_FIRST, PICK_JOIN, PICK_CLEANED };
+
+/* The cleaned values of `keys` in `index` that are not None, one key after another: a new list. */
+static PyObject *cleaned_values(PyObject *index, PyObject *keys)
+{
+    PyObject *cleaned = PyList_New(0);
+    if (cleaned == NULL)
+        return NULL;
+    for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(keys); k++) {
+        PyObject *values = PyDict_GetItemWithError(index, PyTuple_GET_ITEM(keys, k));
+        if (values == NULL) {
+            if (PyErr_Occurred())
+                goto fail;
+            continue;
+        }
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(values); i++) {
+            PyObject *value = clean(NULL, PyList_GET_ITEM(values, i));
+            if (value == NULL)
+                goto fail;
+            int status = value == Py_None ? 0 : PyList_Append(cleaned, value);
+            Py_DECREF(value);
+            if (status < 0)
+                goto fail;
+        }
+    }
+    return cleaned;
+fail:
+    Py_DECREF(cleaned);
+    return NULL;
+}
+
+static PyObject *picked(PyObject *index, PyObject *keys, long how, PyObject *separator)
+{
+    if (how == PICK_FIRST) {
+        for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(keys); k++) {
+            PyObject *values = PyDict_GetItemWithError(index, PyTuple_GET_ITEM(keys, k));
+            if (values == NULL && PyErr_Occurred())
+                return NULL;
+            if (values != NULL && PyList_GET_SIZE(values) > 0)
+                return clean(NULL, PyList_GET_ITEM(values, 0));
+        }
+        Py_RETURN_NONE;
+    }
+    if (how == PICK_RAW) {
+        PyObject *all = PyList_New(0);
+        for (Py_ssize_t k = 0; all != NULL && k < PyTuple_GET_SIZE(keys); k++) {
+            PyObject *values = PyDict_GetItemWithError(index, PyTuple_GET_ITEM(keys, k));
+            if ((values == NULL && PyErr_Occurred())
+                || (values != NULL && PyList_SetSlice(all, PY_SSIZE_T_MAX, PY_SSIZE_T_MAX, values) < 0))
+                Py_CLEAR(all);
+        }
+        return all;
+    }
+    PyObject *cleaned = cleaned_values(index, keys);
+    if (cleaned == NULL || how == PICK_CLEANED)
+        return cleaned;
+    /* cleaned values are never empty: joined, they are empty only when there are none */
+    PyObject *joined = PyList_GET_SIZE(cleaned) ? PyUnicode_Join(separator, cleaned) : (Py_INCREF(Py_None), Py_None);
+    Py_DECREF(cleaned);
+    return joined;
+}
+
+/* pick(index, spec) -> dict: for each (name, keys, how, separator) of `spec`, name → the values
+ * of the subfields `keys` (tag + code) of `index`, in key order, taken as `how` says. */
+static PyObject *pick(PyObject *module, PyObject *args)
+{
+    PyObject *index, *spec;
+    if (!PyArg_ParseTuple(args, "O!O!", &PyDict_Type, &index, &PyTuple_Type, &spec))
+        return NULL;
+    PyObject *result = PyDict_New();
+    if (result == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(spec); i++) {
+        PyObject *item = PyTuple_GET_ITEM(spec, i);
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 4 || !PyTuple_Check(PyTuple_GET_ITEM(item, 1))
+            || !PyLong_Check(PyTuple_GET_ITEM(item, 2))) {
+            PyErr_SetString(PyExc_TypeError, "pick() takes a spec of (name, keys tuple, how, separator)");
+            goto fail;
+        }
+        long how = PyLong_AsLong(PyTuple_GET_ITEM(item, 2));
+        PyObject *separator = PyTuple_GET_ITEM(item, 3);
+        if (how < PICK_RAW || how > PICK_CLEANED || (how == PICK_JOIN && !PyUnicode_Check(separator))) {
+            PyErr_SetString(PyExc_ValueError, "pick(): unknown way, or a join without a str separator");
+            goto fail;
+        }
+        PyObject *value = picked(index, PyTuple_GET_ITEM(item, 1), how, separator);
+        int status = value ? PyDict_SetItem(result, PyTuple_GET_ITEM(item, 0), value) : -1;
+        Py_XDECREF(value);
+        if (status < 0)
+            goto fail;
+    }
+    return result;
+fail:
+    Py_DECREF(result);
+    return NULL;
+}
+
+/* ---- names: the authors of name fields, their role words cut (bibliographic.strip_role) ---- */
+
+/* The role words bibliographic._ROLE_SUFFIX cuts from the end of a name ("张三著"). */
+static const Py_UCS4 *role_words[] = {
+    U"主编", U"编著", U"编译", U"编纂", U"编辑", U"整理", U"校注", U"注释", U"选编", U"原著",
+    U"著", U"编", U"译", U"绘", U"撰", U"校", U"等", NULL,
+};
+
+static int ends_role_word(Py_UCS4 c)
+{
+    for (int w = 0; role_words[w] != NULL; w++)
+        for (const Py_UCS4 *p = role_words[w]; *p; p++)
+            if (p[1] == 0 && *p == c)
+                return 1;
+    return 0;
+}
+
+/* Where `\s*(role word)+$` first matches in text[0:length]: the smallest start from which white
+ * space then a run of role words reaches the end; -1 when none does. */
+static Py_ssize_t role_suffix_start(int kind, const void *data, Py_ssize_t length)
+{
+    char *reaches_end = PyMem_Calloc(length + 1, 1);  /* text[j:] is role words only */
+    if (reaches_end == NULL)
+        return -2;
+    reaches_end[length] = 1;
+    for (Py_ssize_t j = length - 1; j >= 0; j--)
+        for (int w = 0; role_words[w] != NULL && !reaches_end[j]; w++) {
+            Py_ssize_t k = 0;
+            while (role_words[w][k] && j + k < length && PyUnicode_READ(kind, data, j + k) == role_words[w][k])
+                k++;
+            if (role_words[w][k] == 0 && reaches_end[j + k])
+                reaches_end[j] = 1;
+        }
+    Py_ssize_t found = -1;
+    for (Py_ssize_t start = 0; start < length && found < 0; start++) {
+        Py_ssize_t words = start;
+        while (words < length && Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, words)))
+            words++;
+        if (words < length && reaches_end[words])
+            found = start;
+    }
+    PyMem_Free(reaches_end);
+    return found;
+}
+
+static int in_chars(Py_UCS4 c, const char *chars)
+{
+    return c < 0x80 && c != 0 && strchr(chars, (int)c) != NULL;
+}
+
+/* text[start:end] without the characters of `chars` at either end: a new reference. */
+static PyObject *strip_chars(PyObject *text, Py_ssize_t start, Py_ssize_t end, const char *chars)
+{
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    while (start < end && in_chars(PyUnicode_READ(kind, data, start), chars))
+        start++;
+    while (end > start && in_chars(PyUnicode_READ(kind, data, end - 1), chars))
+        end--;
+    return PyUnicode_Substring(text, start, end);
+}
+
+/* strip_role(name: str) -> str, as bibliographic.strip_role. */
+static PyObject *strip_role(PyObject *module, PyObject *value)
+{
+    if (!PyUnicode_Check(value)) {
+        PyErr_SetString(PyExc_TypeError, "strip_role() takes a str");
+        return NULL;
+    }
+    int kind = PyUnicode_KIND(value);
+    const void *data = PyUnicode_DATA(value);
+    Py_ssize_t start = 0, end = PyUnicode_GET_LENGTH(value);
+    while (start < end && Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, start)))
+        start++;
+    while (end > start && Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, end - 1)))
+        end--;
+    PyObject *name = PyUnicode_Substring(value, start, end);
+    if (name == NULL)
+        return NULL;
+    Py_ssize_t length = PyUnicode_GET_LENGTH(name), kept = length;
+    if (length > 0 && ends_role_word(PyUnicode_READ_CHAR(name, length - 1))) {
+        kept = role_suffix_start(PyUnicode_KIND(name), PyUnicode_DATA(name), length);
+        if (kept == -2) {
+            Py_DECREF(name);
+            return PyErr_NoMemory();
+        }
+        if (kept < 0)
+            kept = length;
+    }
+    PyObject *stripped = strip_chars(name, 0, kept, " ,.;");
+    if (stripped == NULL || PyUnicode_GET_LENGTH(stripped) > 0) {
+        Py_DECREF(name);
+        return stripped;
+    }
+    Py_DECREF(stripped);
+    return name;
+}
+
+/* The values of the subfields of a data field's text whose codes are among `codes`, in order
+ * (marc.subfields): a new list. */
+static PyObject *subfield_values(PyObject *text, PyObject *codes)
+{
+    PyObject *values = PyList_New(0);
+    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
+    Py_ssize_t start = PyUnicode_FindChar(text, SUBFIELD_DELIMITER, 0, length, 1);
+    while (values != NULL && start >= 0) {
+        Py_ssize_t next = PyUnicode_FindChar(text, SUBFIELD_DELIMITER, start + 1, length, 1);
+        Py_ssize_t end = next >= 0 ? next : length;
+        if (next == -2) {
+            Py_CLEAR(values);
+            break;
+        }
+        if (end > start + 1 && PyUnicode_FindChar(codes, PyUnicode_READ_CHAR(text, start + 1), 0, PyUnicode_GET_LENGTH(codes), 1) >= 0) {
+            PyObject *value = PyUnicode_Substring(text, start + 2, end);
+            if (value == NULL || PyList_Append(values, value) < 0)
+                Py_CLEAR(values);
+            Py_XDECREF(value);
+        }
+        start = next;
+    }
+    return values;
+}
+
+/* One name field's name: MARC21 joins its parts with a space and cleans the whole; UNIMARC
+ * strips " ," from each part and joins those that are left with ", ". None for no name. */
+static PyObject *field_name(PyObject *text, PyObject *codes, int unimarc)
+{
+    PyObject *parts = subfield_values(text, codes);
+    if (parts == NULL)
+        return NULL;
+    PyObject *name = NULL, *separator = PyUnicode_FromString(unimarc ? ", " : " ");
+    if (separator == NULL)
+        goto done;
+    if (!unimarc) {
+        PyObject *joined = PyUnicode_Join(separator, parts);
+        name = joined ? clean(NULL, joined) : NULL;
+        Py_XDECREF(joined);
+        goto done;
+    }
+    PyObject *kept = PyList_New(0);
+    for (Py_ssize_t i = 0; kept != NULL && i < PyList_GET_SIZE(parts); i++) {
+        PyObject *part = PyList_GET_ITEM(parts, i);
+        PyObject *stripped = strip_chars(part, 0, PyUnicode_GET_LENGTH(part), " ,");
+        if (stripped == NULL || (PyUnicode_GET_LENGTH(stripped) > 0 && PyList_Append(kept, stripped) < 0))
+            Py_CLEAR(kept);
+        Py_XDECREF(stripped);
+    }
+    name = kept ? PyUnicode_Join(separator, kept) : NULL;
+    Py_XDECREF(kept);
+done:
+    Py_XDECREF(separator);
+    Py_DECREF(parts);
+    return name;
+}
+
+/* names(fields, tags, codes, unimarc) -> list[str]: the names of the fields `tags` (tag after
+ * tag, fields in record order) from their subfields `codes`, role words cut, each once. */
+static PyObject *names(PyObject *module, PyObject *args)
+{
+    PyObject *fields, *tags, *codes;
+    int unimarc;
+    if (!PyArg_ParseTuple(args, "O!O!Up", &PyDict_Type, &fields, &PyTuple_Type, &tags, &codes, &unimarc))
+        return NULL;
+    PyObject *authors = PyList_New(0);
+    for (Py_ssize_t t = 0; authors != NULL && t < PyTuple_GET_SIZE(tags); t++) {
+        PyObject *texts = PyDict_GetItemWithError(fields, PyTuple_GET_ITEM(tags, t));
+        if (texts == NULL) {
+            if (PyErr_Occurred())
+                Py_CLEAR(authors);
+            continue;
+        }
+        for (Py_ssize_t i = 0; authors != NULL && i < PyList_GET_SIZE(texts); i++) {
+            PyObject *text = PyList_GET_ITEM(texts, i);
+            PyObject *name = PyUnicode_Check(text) ? field_name(text, codes, unimarc) : NULL;
+            if (name == NULL) {
+                if (!PyErr_Occurred())
+                    PyErr_SetString(PyExc_TypeError, "names(): field texts must be str");
+                Py_CLEAR(authors);
+                break;
+            }
+            if (name != Py_None && PyUnicode_GET_LENGTH(name) > 0) {
+                PyObject *author = strip_role(NULL, name);
+                int seen = author ? PySequence_Contains(authors, author) : -1;
+                if (seen < 0 || (!seen && PyList_Append(authors, author) < 0))
+                    Py_CLEAR(authors);
+                Py_XDECREF(author);
+            }
+            Py_DECREF(name);
+        }
+    }
+    return authors;
+}
+
+/* ---- isbn13: the valid ISBN-13 in a text (transforms/isbn.py) ---- */
+
+static int is_isbn_separator(Py_UCS4 c)
+{
+    return Py_UNICODE_ISSPACE(c) || c == '-' || c == 0x2010 || c == 0x2011 || c == 0x2013 || c == 0x2014;
+}
+
+static int check10(const char *digits)  /* the ISBN-10 check character of 9 digits */
+{
+    int total = 0;
+    for (int i = 0; i < 9; i++)
+        total += (digits[i] - '0') * (10 - i);
+    int check = (11 - total % 11) % 11;
+    return check == 10 ? 'X' : '0' + check;
+}
+
+static int check13(const char *digits)  /* the ISBN-13 check digit of 12 digits */
+{
+    int total = 0;
+    for (int i = 0; i < 12; i++)
+        total += (digits[i] - '0') * (i % 2 ? 3 : 1);
+    return '0' + (10 - total % 10) % 10;
+}
+
+/* isbn13(text: str) -> str | None: as isbn.python_to_isbn13 after its NFKC step: separators
+ * (white space, dashes) dropped and x read as X, the first candidate (13 digits starting 978 or
+ * 979, or 9 digits and a digit or X, not inside a longer run) validated, an ISBN-10 converted. */
+static PyObject *isbn13(PyObject *module, PyObject *text)
+{
+    if (!PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "isbn13() takes a str");
+        return NULL;
+    }
+    Py_ssize_t length = PyUnicode_GET_LENGTH(text), size = 0;
+    char *compact = PyMem_Malloc(length + 1);
+    if (compact == NULL)
+        return PyErr_NoMemory();
+    for (Py_ssize_t i = 0; i < length; i++) {
+        Py_UCS4 c = PyUnicode_READ_CHAR(text, i);
+        if (!is_isbn_separator(c))  /* anything but a digit or X only separates candidates */
+            compact[size++] = (c >= '0' && c <= '9') ? (char)c : (c == 'X' || c == 'x') ? 'X' : '?';
+    }
+#define DIGIT(k) (compact[k] >= '0' && compact[k] <= '9')
+#define ENDS(k) ((k) >= size || !(DIGIT(k) || compact[k] == 'X'))
+    char isbn[14] = {0};
+    int found = 0;
+    for (Py_ssize_t i = 0; i < size && !found; i++) {
+        if (i > 0 && DIGIT(i - 1))
+            continue;
+        Py_ssize_t run = 0;
+        while (i + run < size && DIGIT(i + run))
+            run++;
+        if (run >= 13 && compact[i] == '9' && compact[i + 1] == '7' && (compact[i + 2] == '8' || compact[i + 2] == '9') && ENDS(i + 13)) {
+            memcpy(isbn, compact + i, 13);
+            found = 13;
+        } else if (run >= 9 && i + 9 < size && (DIGIT(i + 9) || compact[i + 9] == 'X') && ENDS(i + 10)) {
+            memcpy(isbn, compact + i, 10);
+            found = 10;
+        }
+    }
+#undef DIGIT
+#undef ENDS
+    PyMem_Free(compact);
+    if (found == 13 && check13(isbn) == isbn[12])
+        return PyUnicode_FromStringAndSize(isbn, 13);
+    if (found == 10 && check10(isbn) == isbn[9]) {
+        char converted[14] = "978";
+        memcpy(converted + 3, isbn, 9);
+        converted[12] = (char)check13(converted);
+        return PyUnicode_FromStringAndSize(converted, 13);
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"split_fields", split_fields, METH_O, "split_fields(record) -> (tags, datas) | None: the fields of a well-formed ISO 2709 record"},
     {"decode_fields", decode_fields, METH_VARARGS,
      "decode_fields(tags, datas, wanted, codec, errors) -> (fields, by_subfield) | None: decode the wanted fields"},
     {"clean", clean, METH_O, "clean(value) -> str | None: a subfield value trimmed for display"},
+    {"strip_role", strip_role, METH_O, "strip_role(name) -> str: a name without the role words at its end"},
+    {"names", names, METH_VARARGS, "names(fields, tags, codes, unimarc) -> list[str]: the authors of name fields"},
+    {"isbn13", isbn13, METH_O, "isbn13(text) -> str | None: the valid ISBN-13 in a text, an ISBN-10 converted"},
+    {"pick", pick, METH_VARARGS, "pick(index, spec) -> dict: canonical fields taken from the subfield index"},
     {NULL, NULL, 0, NULL},
 };
 

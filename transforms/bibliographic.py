@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from transforms import normalise
 from transforms.isbn import normalise_issn, to_isbn13
 from transforms.iso2709 import _speedups
+from transforms.marc import subfields
 
 # Role words glued to names in 7XX $a or responsibility statements ("张三著").
 _ROLE_SUFFIX = re.compile(r"\s*(主编|编著|编译|编纂|编辑|整理|校注|注释|选编|原著|著|编|译|绘|撰|校|等)+$")
@@ -89,9 +90,10 @@ def strip_role(name: str) -> str:
     return stripped or name.strip()
 
 
-python_clean = clean
-if _speedups is not None:
-    clean = _speedups.clean  # noqa: F811 - the same function in C (transforms/_speedups.c)
+python_clean, python_strip_role = clean, strip_role
+if _speedups is not None:  # the same functions in C (transforms/_speedups.c)
+    clean = _speedups.clean  # noqa: F811
+    strip_role = _speedups.strip_role  # noqa: F811
 
 
 def first(values: list[str]) -> str | None:
@@ -100,6 +102,59 @@ def first(values: list[str]) -> str | None:
 
 def join(values: list[str], separator: str = " ; ") -> str | None:
     return separator.join(filter(None, map(clean, values))) or None
+
+
+# How `pick` takes a field: the values as they are; the first, cleaned; all cleaned and joined;
+# all cleaned (a list). Cleaned values that come to nothing are left out.
+RAW, FIRST, JOIN, CLEANED = range(4)
+PickSpec = tuple[tuple[str, tuple[str, ...], int, str], ...]
+
+
+def pick_spec(fields: list[tuple]) -> PickSpec:
+    """The spec of a mapping's fields taken as they are from subfields: each field is
+    (name, how, subfields) or (name, how, subfields, separator), subfields a tag + code (`"245b"`)
+    or a tuple of them, read in that order."""
+    return tuple((name, (keys,) if isinstance(keys, str) else tuple(keys), how, rest[0] if rest else " ; ")
+                 for name, how, keys, *rest in fields)
+
+
+def python_pick(index: dict[str, list[str]], spec: PickSpec) -> dict:
+    """For each (name, keys, how, separator) of `spec`, name → the values of the subfields `keys`
+    in `index` (a `MarcRecord.subfield_index()`), key after key, taken as `how` says."""
+    picked = {}
+    for name, keys, how, separator in spec:
+        values = [value for key in keys for value in index.get(key, ())]
+        if how == RAW:
+            picked[name] = values
+        elif how == FIRST:
+            picked[name] = first(values)
+        else:
+            cleaned = [value for value in map(clean, values) if value]
+            picked[name] = cleaned if how == CLEANED else separator.join(cleaned) or None
+    return picked
+
+
+pick = python_pick if _speedups is None else _speedups.pick
+
+
+def python_names(fields: dict[str, list[str]], tags: tuple[str, ...], codes: str, unimarc: bool) -> list[str]:
+    """The authors of the name fields `tags` (tag after tag, fields in record order), each once,
+    role words cut: MARC21 names are their subfields `codes` joined by a space and cleaned;
+    UNIMARC names their parts stripped of " ," and joined by ", "."""
+    authors = []
+    for tag in tags:
+        for text in fields.get(tag, ()):
+            parts = subfields(text, codes)
+            if unimarc:
+                name = ", ".join(part.strip(" ,") for part in parts if part.strip(" ,"))
+            else:
+                name = clean(" ".join(parts))
+            if name and strip_role(name) not in authors:
+                authors.append(strip_role(name))
+    return authors
+
+
+names = python_names if _speedups is None else _speedups.names
 
 
 def to_row(description: Description, *, library_id: str, source_format: str, flags: tuple[str, ...] = ()) -> dict:

@@ -7,7 +7,9 @@ subfield codes ($A, $F) carry pinyin and are not read as data.
 
 from __future__ import annotations
 
-from transforms.bibliographic import Description, Holding, clean, first, join, sorting_form, strip_role
+from transforms.bibliographic import (
+    CLEANED, FIRST, JOIN, RAW, Description, Holding, clean, first, join, names, pick, pick_spec, sorting_form,
+)
 from transforms.marc import MarcRecord, subfield, subfields
 
 _NAME_TAGS = ("700", "701", "702", "710", "711", "712")
@@ -20,14 +22,12 @@ def _int(text: str | None) -> int | None:
     return int(digits) if digits else None
 
 
-def _material_type(record: MarcRecord, clc: list[str], title: str | None, fixed: str) -> str:
-    leader = record.leader
+def _material_type(leader: str, clc: list[str], subjects: list[str], title: str | None, fixed: str) -> str:
     if leader[6] == "l":
         return "electronic"
     if leader[7] == "s":
         return "serial"
-    subjects = " ".join(record.values("606", "a"))
-    if (title and title.endswith(_GAZETTEER_ENDINGS) and any(c.startswith("K29") for c in clc)) or "地方志" in subjects:
+    if (title and title.endswith(_GAZETTEER_ENDINGS) and any(c.startswith("K29") for c in clc)) or any("地方志" in s for s in subjects):
         return "gazetteer"
     year = fixed[9:13]
     if leader[6] == "a" and year.isdigit() and int(year) < 1912:
@@ -55,43 +55,40 @@ def _holdings(record: MarcRecord) -> list[Holding]:
     return holdings
 
 
-def _authors(record: MarcRecord) -> list[str]:
-    authors = []
-    for tag in _NAME_TAGS:
-        for text in record.fields.get(tag, ()):
-            name = ", ".join(part.strip(" ,") for part in subfields(text, "ab") if part.strip(" ,"))
-            if name and strip_role(name) not in authors:
-                authors.append(strip_role(name))
-    return authors
+# What is taken as it is from subfields: (field, how, subfields in order[, separator]).
+_PICKED = pick_spec([
+    ("isbn_raw", RAW, "010a"),
+    ("issn_raw", RAW, "011a"),
+    ("subtitle", JOIN, "200e", " : "),
+    ("part_number", JOIN, "200h", " "),
+    ("part_name", JOIN, "200i", " "),
+    ("edition", FIRST, "205a"),
+    ("publisher", FIRST, "210c"),
+    ("place", FIRST, "210a"),
+    ("date_text", FIRST, "210d"),
+    ("extent", FIRST, "215a"),
+    ("language", FIRST, "101a"),
+    ("clc", CLEANED, "690a"),
+    ("subjects", CLEANED, "606a"),
+    ("series", FIRST, "225a"),
+    ("fixed", FIRST, "100a"),
+])
 
 
 def describe(record: MarcRecord) -> Description:
-    title_field = record.get("200") or ""
-    raw_title = subfield(title_field, "a")
+    picked = pick(record.subfield_index(), _PICKED)
+    fixed = picked.pop("fixed") or ""
+    picked["date_text"] = picked["date_text"] or fixed[9:13]
+    raw_title = subfield(record.get("200") or "", "a")
     title = clean(raw_title)
-    clc = [c for c in map(clean, record.values("690", "a")) if c]
-    fixed = first(record.values("100", "a")) or ""
     return Description(
         local_id=record.control("001"),
         datestamp=record.control("005"),
-        isbn_raw=record.values("010", "a"),
-        issn_raw=record.values("011", "a"),
         title=title,
         sort_title=clean(sorting_form(raw_title)),
-        subtitle=join(record.values("200", "e"), " : "),
-        part_number=join(record.values("200", "h"), " "),
-        part_name=join(record.values("200", "i"), " "),
-        responsibility=join(record.values("200", "fg")),
-        authors=_authors(record),
-        edition=first(record.values("205", "a")),
-        publisher=first(record.values("210", "c")),
-        place=first(record.values("210", "a")),
-        date_text=first(record.values("210", "d")) or fixed[9:13],
-        extent=first(record.values("215", "a")),
-        language=first(record.values("101", "a")),
-        material_type=_material_type(record, clc, title, fixed),
-        clc=clc,
-        subjects=[c for c in map(clean, record.values("606", "a")) if c],
-        series=first(record.values("225", "a")),
+        responsibility=join(record.values("200", "fg")),  # $f and $g as they come, not all $f first
+        authors=names(record.fields, _NAME_TAGS, "ab", True),
+        material_type=_material_type(record.leader, picked["clc"], picked["subjects"], title, fixed),
         holdings=_holdings(record),
+        **picked,
     )

@@ -7,6 +7,8 @@ import re
 import unicodedata
 from functools import lru_cache
 
+from transforms.iso2709 import _speedups
+
 _CANDIDATE = re.compile(r"(?<![0-9])(97[89][0-9]{9}[0-9]|[0-9]{9}[0-9X])(?![0-9X])")
 _ISSN = re.compile(r"[0-9]{7}[0-9X]")
 _SEPARATORS = re.compile(r"[\s\-‐‑–—]")
@@ -38,8 +40,7 @@ def isbn13_is_valid(isbn: str) -> bool:
     return isbn.isdigit() and len(isbn) == 13 and isbn13_check_digit(isbn[:12]) == isbn[12]
 
 
-@lru_cache(maxsize=1 << 16)  # the same ISBN is written by many libraries
-def to_isbn13(raw: str) -> str | None:
+def python_to_isbn13(raw: str) -> str | None:
     """The valid ISBN-13 in `raw`, converting an ISBN-10; None if there is none."""
     match = _CANDIDATE.search(_compact(raw))
     if not match:
@@ -51,6 +52,14 @@ def to_isbn13(raw: str) -> str | None:
         return None
     first12 = "978" + candidate[:9]
     return first12 + isbn13_check_digit(first12)
+
+
+@lru_cache(maxsize=1 << 16)  # the same ISBN is written by many libraries
+def to_isbn13(raw: str) -> str | None:
+    """The valid ISBN-13 in `raw`, converting an ISBN-10; None if there is none."""
+    if _speedups is None:
+        return python_to_isbn13(raw)
+    return _speedups.isbn13(raw if raw.isascii() else unicodedata.normalize("NFKC", raw))
 
 
 def normalise_issn(raw: str) -> str | None:

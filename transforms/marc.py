@@ -74,13 +74,17 @@ class MarcRecord:
         """The non-blank values of subfields `codes` (each one character) of the
         fields `tags`, in record order (tag by tag): what most mappings ask for.
         The list may be the record's own: read it, do not change it."""
-        index = self._by_subfield if self._by_subfield is not None else self._index()
+        index = self.subfield_index()
         if len(codes) == 1:
             if tags.__class__ is str:
                 return index.get(tags + codes, _NONE)
             return [value for tag in tags for value in index.get(tag + codes, ())]
         return [value for tag in ((tags,) if isinstance(tags, str) else tags) for text in self.fields.get(tag, ())
                 for value in subfields(text, codes) if value and not value.isspace()]
+
+    def subfield_index(self) -> dict[str, list[str]]:
+        """tag + code → the non-blank values of that subfield, in record order. Read it, do not change it."""
+        return self._by_subfield if self._by_subfield is not None else self._index()
 
     def _index(self) -> dict[str, list[str]]:
         """tag + code → non-blank values, in record order, built once per record: one split per field."""

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
-from transforms.bibliographic import Description, Holding, clean, first, join, sorting_form, strip_role
+from transforms.bibliographic import (
+    CLEANED, FIRST, JOIN, RAW, Description, Holding, clean, first, join, names, pick, pick_spec, sorting_form,
+)
 from transforms.marc import MarcRecord, indicators, subfield, subfields
 
 _NAME_TAGS = ("100", "110", "111", "700", "710", "711")
@@ -14,9 +16,8 @@ TAGS = frozenset({
 _MATERIAL_BY_LEADER = {"m": "monograph", "s": "serial", "i": "serial", "a": "monograph", "c": "monograph"}
 
 
-def _material_type(record: MarcRecord) -> str:
-    leader = record.leader
-    form = (record.control("008") or "")[23:24]
+def _material_type(leader: str, fixed: str) -> str:
+    form = fixed[23:24]
     if leader[6] == "m" or (leader[6] in "at" and form in ("o", "s", "q")):
         return "electronic"
     if leader[6] in "at":
@@ -40,44 +41,44 @@ def _nonfiling(title_field: str) -> int:
     return int(indicator) if indicator.isdigit() else 0
 
 
-def _language(record: MarcRecord) -> str | None:
-    code = (record.control("008") or "")[35:38].strip()
+def _language(record: MarcRecord, fixed: str) -> str | None:
+    code = fixed[35:38].strip()
     return code or first(record.values("041", "a"))
 
 
-def _authors(record: MarcRecord) -> list[str]:
-    authors = []
-    for text in record.get_fields(*_NAME_TAGS):
-        name = clean(" ".join(subfields(text, "ab")))
-        if name and strip_role(name) not in authors:
-            authors.append(strip_role(name))
-    return authors
+# What is taken as it is from subfields: (field, how, subfields in order[, separator]).
+_PICKED = pick_spec([
+    ("isbn_raw", RAW, "020a"),
+    ("issn_raw", RAW, "022a"),
+    ("subtitle", JOIN, "245b", " : "),
+    ("part_number", JOIN, "245n", " "),
+    ("part_name", JOIN, "245p", " "),
+    ("responsibility", JOIN, "245c"),
+    ("edition", FIRST, "250a"),
+    ("publisher", FIRST, ("260b", "264b")),
+    ("place", FIRST, ("260a", "264a")),
+    ("date_text", FIRST, ("260c", "264c")),
+    ("extent", FIRST, "300a"),
+    ("clc", CLEANED, ("050a", "082a")),
+    ("subjects", CLEANED, "650a"),
+    ("series", FIRST, ("490a", "830a")),
+])
 
 
 def describe(record: MarcRecord) -> Description:
+    picked = pick(record.subfield_index(), _PICKED)
     title_field = record.get("245") or ""
     raw_title = subfield(title_field, "a")
+    fixed = record.control("008") or ""
+    picked["date_text"] = picked["date_text"] or fixed[7:11]
     return Description(
         local_id=record.control("001"),
         datestamp=record.control("005"),
-        isbn_raw=record.values("020", "a"),
-        issn_raw=record.values("022", "a"),
         title=clean(raw_title),
         sort_title=clean(sorting_form(raw_title, _nonfiling(title_field))),
-        subtitle=join(record.values("245", "b"), " : "),
-        part_number=join(record.values("245", "n"), " "),
-        part_name=join(record.values("245", "p"), " "),
-        responsibility=join(record.values("245", "c")),
-        authors=_authors(record),
-        edition=first(record.values("250", "a")),
-        publisher=first(record.values(("260", "264"), "b")),
-        place=first(record.values(("260", "264"), "a")),
-        date_text=first(record.values(("260", "264"), "c")) or (record.control("008") or "")[7:11],
-        extent=first(record.values("300", "a")),
-        language=_language(record),
-        material_type=_material_type(record),
-        clc=[c for c in map(clean, record.values(("050", "082"), "a")) if c],
-        subjects=[c for c in map(clean, record.values("650", "a")) if c],
-        series=first(record.values(("490", "830"), "a")),
+        authors=names(record.fields, _NAME_TAGS, "ab", False),
+        language=_language(record, fixed),
+        material_type=_material_type(record.leader, fixed),
         holdings=holdings(record),
+        **picked,
     )

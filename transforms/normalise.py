@@ -54,12 +54,23 @@ def fold_text(text: str) -> str:
     return _SPACES.sub(" ", text).strip()
 
 
+# What fold_text keeps of ASCII text once its spaces go: letters (lower-cased) and digits.
+_ASCII_NOT_ALNUM = bytes(c for c in range(128) if not chr(c).isalnum())
+
+
+def _compact_key(text: str) -> str:
+    """fold_text(text) without its spaces."""
+    if text.isascii():  # the same, without the regular expression: bytes.translate drops the rest
+        return text.encode("ascii").lower().translate(None, _ASCII_NOT_ALNUM).decode("ascii")
+    return fold_text(text).replace(" ", "")
+
+
 @lru_cache(maxsize=1 << 17)
 def title_key(title: str | None, subtitle: str | None = None) -> str:
     """Matching key of title proper + subtitle. Non-empty whenever the title has
     any visible character: a title made only of symbols keeps its symbols."""
     text = " ".join(part for part in (title, subtitle) if part)
-    key = fold_text(text).replace(" ", "")
+    key = _compact_key(text)
     if not key:
         key = _SPACES.sub("", unicodedata.normalize("NFKC", text))
     return key
@@ -81,7 +92,7 @@ def pinyin_key(title: str | None) -> str | None:
     extra matching key (catches homophone typos and 繁/简 forms opencc misses).
     Each character is read alone, without phrase segmentation (重庆 gives
     zhongqing): a key only has to agree across titles, and this is 5× faster."""
-    if not title or not _HAN_CHAR.search(title):
+    if not title or title.isascii() or not _HAN_CHAR.search(title):
         return None
     readings = _toneless_readings()
     return "".join(readings[char] for char in fold_text(title) if char in readings) or None
@@ -89,7 +100,7 @@ def pinyin_key(title: str | None) -> str | None:
 
 @lru_cache(maxsize=1 << 17)
 def author_key(name: str | None) -> str:
-    return fold_text(name or "").replace(" ", "")
+    return _compact_key(name or "")
 
 
 @lru_cache(maxsize=1 << 14)
