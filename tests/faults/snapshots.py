@@ -13,6 +13,9 @@ import duckdb
 COMPARED_TABLES = ("records", "holdings", "quarantine", "manifestations", "record_manifestation", "works",
                    "holdings_distribution", "libraries")
 RUN_SPECIFIC_COLUMNS = ("run_id", "snapshot_id", "created_at")
+# What `search`, `find_isbn` and the distribution queries read in catalogue.duckdb, besides the
+# tables it loads from the Parquet files above.
+CATALOGUE_TABLES = ("search_index", "isbn_index", "library_stats", "library_overlap", "city_coverage", "class_coverage")
 
 
 def table_glob(snapshot: Path, table: str) -> str | None:
@@ -39,10 +42,21 @@ def table_rows(snapshot: Path, table: str) -> list[tuple]:
         con.close()
 
 
+def catalogue_rows(snapshot: Path, table: str) -> list[tuple]:
+    """A table of the snapshot's catalogue.duckdb, sorted, without run-specific columns."""
+    con = duckdb.connect(str(snapshot / "catalogue.duckdb"), read_only=True)
+    try:
+        columns = ", ".join(f'"{name}"' for name, *_ in con.execute(f"describe {table}").fetchall() if name not in RUN_SPECIFIC_COLUMNS)
+        return con.execute(f"select {columns} from {table} order by all").fetchall()
+    finally:
+        con.close()
+
+
 def snapshot_contents(snapshot: Path) -> dict:
-    """Manifest counts and every compared table's sorted rows."""
+    """Manifest counts, every compared table's sorted rows and the catalogue's own tables."""
     manifest = json.loads((snapshot / "manifest.json").read_text())
-    return {"counts": manifest["counts"], **{table: table_rows(snapshot, table) for table in COMPARED_TABLES}}
+    return {"counts": manifest["counts"], **{table: table_rows(snapshot, table) for table in COMPARED_TABLES},
+            **{f"catalogue.duckdb {table}": catalogue_rows(snapshot, table) for table in CATALOGUE_TABLES}}
 
 
 def assert_same_catalogue(published: Path, expected: Path) -> None:
