@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from transforms import cnmarc, marc21
 from transforms import bibliographic
-from transforms.bibliographic import python_clean, python_names, python_pick, python_strip_role
+from transforms.bibliographic import python_clean, python_names, python_pick, python_pick_in_field, python_strip_role
 from transforms.isbn import python_to_isbn13
 from transforms.encoding import _CONTROL_FIELD_CONTROLS, _DATA_FIELD_CONTROLS, CODECS, _decode_fields, decide_encoding
 from transforms.iso2709 import _DIRECTORY, RecordError, _speedups, _well_formed, parse_record, split_records
@@ -125,12 +125,12 @@ def test_isbn13_in_c_equals_isbn13_in_python(text):
 
 def test_mappings_describe_alike_with_the_c_and_the_python_helpers(shared_data, tmp_path, monkeypatch):
     """Every record of the corpus gives the same canonical row and holdings whether the mappings
-    take their fields (`pick`) and authors (`names`) in C or in Python."""
+    take their fields (`pick`, `pick_in_field`) and authors (`names`) in C or in Python."""
     chunks = _corpus(shared_data, tmp_path)
     data = b"".join(chunks)
     fast = list(read_iso2709(data, library_id="B", run_id="r"))
     for module in (bibliographic, marc21, cnmarc):
-        for name, python in (("pick", python_pick), ("names", python_names)):
+        for name, python in (("pick", python_pick), ("pick_in_field", python_pick_in_field), ("names", python_names)):
             if hasattr(module, name):
                 monkeypatch.setattr(module, name, python)
     slow = list(read_iso2709(data, library_id="B", run_id="r"))

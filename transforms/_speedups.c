@@ -372,73 +372,69 @@ static PyObject *clean(PyObject *module, PyObject *value)
 /* How `pick` takes a canonical field from the subfield index (transforms/bibliographic.py). */
 enum { PICK_RAW, PICK_FIRST, PICK_JOIN, PICK_CLEANED };
 
-/* The cleaned values of `keys` in `index` that are not None, one key after another: a new list. */
-static PyObject *cleaned_values(PyObject *index, PyObject *keys)
+static PyObject *subfield_values(PyObject *text, PyObject *codes);
+
+/* The values of one key of a source: index[key] for a record's subfield index (a dict), the values
+ * of the subfields whose codes are in `key`, in field order, for one data field's text (a str).
+ * A new reference: a list, or None when a dict has no such key; NULL on error. */
+static PyObject *key_values(PyObject *source, PyObject *key)
 {
-    PyObject *cleaned = PyList_New(0);
-    if (cleaned == NULL)
+    if (PyUnicode_Check(source))
+        return subfield_values(source, key);
+    PyObject *values = PyDict_GetItemWithError(source, key);
+    if (values == NULL)
+        return PyErr_Occurred() ? NULL : (Py_INCREF(Py_None), Py_None);
+    Py_INCREF(values);
+    return values;
+}
+
+/* The values of `keys` of `source`, one key after another, taken as `how` says. */
+static PyObject *picked(PyObject *source, PyObject *keys, long how, PyObject *separator)
+{
+    PyObject *taken = how == PICK_FIRST ? NULL : PyList_New(0);
+    if (how != PICK_FIRST && taken == NULL)
         return NULL;
     for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(keys); k++) {
-        PyObject *values = PyDict_GetItemWithError(index, PyTuple_GET_ITEM(keys, k));
-        if (values == NULL) {
-            if (PyErr_Occurred())
-                goto fail;
+        PyObject *values = key_values(source, PyTuple_GET_ITEM(keys, k));
+        if (values == NULL)
+            goto fail;
+        if (values == Py_None || PyList_GET_SIZE(values) == 0) {
+            Py_DECREF(values);
             continue;
         }
-        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(values); i++) {
-            PyObject *value = clean(NULL, PyList_GET_ITEM(values, i));
-            if (value == NULL)
-                goto fail;
-            int status = value == Py_None ? 0 : PyList_Append(cleaned, value);
-            Py_DECREF(value);
-            if (status < 0)
-                goto fail;
+        if (how == PICK_FIRST) {
+            PyObject *first = clean(NULL, PyList_GET_ITEM(values, 0));
+            Py_DECREF(values);
+            return first;
         }
+        int status = 0;
+        if (how == PICK_RAW)
+            status = PyList_SetSlice(taken, PY_SSIZE_T_MAX, PY_SSIZE_T_MAX, values);
+        for (Py_ssize_t i = 0; how != PICK_RAW && status == 0 && i < PyList_GET_SIZE(values); i++) {
+            PyObject *value = clean(NULL, PyList_GET_ITEM(values, i));
+            status = value == NULL ? -1 : value == Py_None ? 0 : PyList_Append(taken, value);
+            Py_XDECREF(value);
+        }
+        Py_DECREF(values);
+        if (status < 0)
+            goto fail;
     }
-    return cleaned;
+    if (how == PICK_FIRST)
+        Py_RETURN_NONE;
+    if (how != PICK_JOIN)
+        return taken;
+    /* cleaned values are never empty: joined, they are empty only when there are none */
+    PyObject *joined = PyList_GET_SIZE(taken) ? PyUnicode_Join(separator, taken) : (Py_INCREF(Py_None), Py_None);
+    Py_DECREF(taken);
+    return joined;
 fail:
-    Py_DECREF(cleaned);
+    Py_XDECREF(taken);
     return NULL;
 }
 
-static PyObject *picked(PyObject *index, PyObject *keys, long how, PyObject *separator)
+/* The fields of `spec` taken from `source` (see pick and pick_in_field): a dict. */
+static PyObject *pick_from(PyObject *source, PyObject *spec)
 {
-    if (how == PICK_FIRST) {
-        for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(keys); k++) {
-            PyObject *values = PyDict_GetItemWithError(index, PyTuple_GET_ITEM(keys, k));
-            if (values == NULL && PyErr_Occurred())
-                return NULL;
-            if (values != NULL && PyList_GET_SIZE(values) > 0)
-                return clean(NULL, PyList_GET_ITEM(values, 0));
-        }
-        Py_RETURN_NONE;
-    }
-    if (how == PICK_RAW) {
-        PyObject *all = PyList_New(0);
-        for (Py_ssize_t k = 0; all != NULL && k < PyTuple_GET_SIZE(keys); k++) {
-            PyObject *values = PyDict_GetItemWithError(index, PyTuple_GET_ITEM(keys, k));
-            if ((values == NULL && PyErr_Occurred())
-                || (values != NULL && PyList_SetSlice(all, PY_SSIZE_T_MAX, PY_SSIZE_T_MAX, values) < 0))
-                Py_CLEAR(all);
-        }
-        return all;
-    }
-    PyObject *cleaned = cleaned_values(index, keys);
-    if (cleaned == NULL || how == PICK_CLEANED)
-        return cleaned;
-    /* cleaned values are never empty: joined, they are empty only when there are none */
-    PyObject *joined = PyList_GET_SIZE(cleaned) ? PyUnicode_Join(separator, cleaned) : (Py_INCREF(Py_None), Py_None);
-    Py_DECREF(cleaned);
-    return joined;
-}
-
-/* pick(index, spec) -> dict: for each (name, keys, how, separator) of `spec`, name → the values
- * of the subfields `keys` (tag + code) of `index`, in key order, taken as `how` says. */
-static PyObject *pick(PyObject *module, PyObject *args)
-{
-    PyObject *index, *spec;
-    if (!PyArg_ParseTuple(args, "O!O!", &PyDict_Type, &index, &PyTuple_Type, &spec))
-        return NULL;
     PyObject *result = PyDict_New();
     if (result == NULL)
         return NULL;
@@ -455,7 +451,7 @@ static PyObject *pick(PyObject *module, PyObject *args)
             PyErr_SetString(PyExc_ValueError, "pick(): unknown way, or a join without a str separator");
             goto fail;
         }
-        PyObject *value = picked(index, PyTuple_GET_ITEM(item, 1), how, separator);
+        PyObject *value = picked(source, PyTuple_GET_ITEM(item, 1), how, separator);
         int status = value ? PyDict_SetItem(result, PyTuple_GET_ITEM(item, 0), value) : -1;
         Py_XDECREF(value);
         if (status < 0)
@@ -465,6 +461,27 @@ static PyObject *pick(PyObject *module, PyObject *args)
 fail:
     Py_DECREF(result);
     return NULL;
+}
+
+/* pick(index, spec) -> dict: for each (name, keys, how, separator) of `spec`, name → the values
+ * of the subfields `keys` (tag + code) of a record's subfield `index`, key after key, taken as
+ * `how` says. */
+static PyObject *pick(PyObject *module, PyObject *args)
+{
+    PyObject *index, *spec;
+    if (!PyArg_ParseTuple(args, "O!O!", &PyDict_Type, &index, &PyTuple_Type, &spec))
+        return NULL;
+    return pick_from(index, spec);
+}
+
+/* pick_in_field(text, spec) -> dict: as pick, from one data field's text, each key a group of
+ * subfield codes whose values are taken in field order. */
+static PyObject *pick_in_field(PyObject *module, PyObject *args)
+{
+    PyObject *text, *spec;
+    if (!PyArg_ParseTuple(args, "UO!", &text, &PyTuple_Type, &spec))
+        return NULL;
+    return pick_from(text, spec);
 }
 
 /* ---- names: the authors of name fields, their role words cut (bibliographic.strip_role) ---- */
@@ -743,6 +760,7 @@ static PyMethodDef methods[] = {
     {"names", names, METH_VARARGS, "names(fields, tags, codes, unimarc) -> list[str]: the authors of name fields"},
     {"isbn13", isbn13, METH_O, "isbn13(text) -> str | None: the valid ISBN-13 in a text, an ISBN-10 converted"},
     {"pick", pick, METH_VARARGS, "pick(index, spec) -> dict: canonical fields taken from the subfield index"},
+    {"pick_in_field", pick_in_field, METH_VARARGS, "pick_in_field(text, spec) -> dict: canonical fields taken from one data field"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -118,23 +118,31 @@ def pick_spec(fields: list[tuple]) -> PickSpec:
                  for name, how, keys, *rest in fields)
 
 
+def _take(values: list[str], how: int, separator: str):
+    if how == RAW:
+        return values
+    if how == FIRST:
+        return first(values)
+    cleaned = [value for value in map(clean, values) if value]
+    return cleaned if how == CLEANED else separator.join(cleaned) or None
+
+
 def python_pick(index: dict[str, list[str]], spec: PickSpec) -> dict:
     """For each (name, keys, how, separator) of `spec`, name → the values of the subfields `keys`
-    in `index` (a `MarcRecord.subfield_index()`), key after key, taken as `how` says."""
-    picked = {}
-    for name, keys, how, separator in spec:
-        values = [value for key in keys for value in index.get(key, ())]
-        if how == RAW:
-            picked[name] = values
-        elif how == FIRST:
-            picked[name] = first(values)
-        else:
-            cleaned = [value for value in map(clean, values) if value]
-            picked[name] = cleaned if how == CLEANED else separator.join(cleaned) or None
-    return picked
+    (tag + code) in `index` (a `MarcRecord.subfield_index()`), key after key, taken as `how` says."""
+    return {name: _take([value for key in keys for value in index.get(key, ())], how, separator)
+            for name, keys, how, separator in spec}
+
+
+def python_pick_in_field(text: str, spec: PickSpec) -> dict:
+    """As `pick`, from one data field's text: each key is a group of subfield codes whose values
+    are taken in field order (`"bc"`: the $b and $c as they come)."""
+    return {name: _take([value for key in keys for value in subfields(text, key)], how, separator)
+            for name, keys, how, separator in spec}
 
 
 pick = python_pick if _speedups is None else _speedups.pick
+pick_in_field = python_pick_in_field if _speedups is None else _speedups.pick_in_field
 
 
 def python_names(fields: dict[str, list[str]], tags: tuple[str, ...], codes: str, unimarc: bool) -> list[str]:

@@ -8,9 +8,9 @@ subfield codes ($A, $F) carry pinyin and are not read as data.
 from __future__ import annotations
 
 from transforms.bibliographic import (
-    CLEANED, FIRST, JOIN, RAW, Description, Holding, clean, first, join, names, pick, pick_spec, sorting_form,
+    CLEANED, FIRST, JOIN, RAW, Description, Holding, clean, join, names, pick, pick_in_field, pick_spec, sorting_form,
 )
-from transforms.marc import MarcRecord, subfield, subfields
+from transforms.marc import MarcRecord, subfield
 
 _NAME_TAGS = ("700", "701", "702", "710", "711", "712")
 TAGS = frozenset({"001", "005", "010", "011", "100", "101", "200", "205", "210", "215", "225", "606", "690", "905", "906", "AVA", *_NAME_TAGS})
@@ -35,23 +35,21 @@ def _material_type(leader: str, clc: list[str], subjects: list[str], title: str 
     return "monograph" if leader[6] in "ab" else "other"
 
 
+# Local holdings fields: 905/906 (call number $d/$e, location $b or $c, copies $f) and Aleph's AVA.
+_SHELF = {
+    "905": pick_spec([("call_number", JOIN, ("d", "e"), "/"), ("location", FIRST, "bc"), ("copies", RAW, "f")]),
+    "AVA": pick_spec([("call_number", FIRST, "d"), ("location", FIRST, "cb"), ("copies", RAW, "f")]),
+}
+_SHELF["906"] = _SHELF["905"]
+
+
 def _holdings(record: MarcRecord) -> list[Holding]:
-    holdings = [
-        Holding(
-            call_number=join(subfields(text, "d") + subfields(text, "e"), "/"),
-            location=clean(next(iter(subfields(text, "bc")), None)),
-            copies=_int(subfield(text, "f")),
-        )
-        for text in record.get_fields("905", "906")
-    ]
-    holdings += [
-        Holding(
-            call_number=clean(subfield(text, "d")),
-            location=clean(next(iter(subfields(text, "cb")), None)),
-            copies=_int(subfield(text, "f")),
-        )
-        for text in record.get_fields("AVA")
-    ]
+    holdings = []
+    for tag in ("905", "906", "AVA"):
+        for text in record.fields.get(tag, ()):
+            shelf = pick_in_field(text, _SHELF[tag])
+            copies = shelf["copies"]
+            holdings.append(Holding(shelf["call_number"], shelf["location"], _int(copies[0]) if copies else None))
     return holdings
 
 

@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 from transforms.bibliographic import (
-    CLEANED, FIRST, JOIN, RAW, Description, Holding, clean, first, join, names, pick, pick_spec, sorting_form,
+    CLEANED, FIRST, JOIN, RAW, Description, Holding, clean, first, names, pick, pick_in_field, pick_spec, sorting_form,
 )
-from transforms.marc import MarcRecord, indicators, subfield, subfields
+from transforms.marc import MarcRecord, indicators, subfield
 
 _NAME_TAGS = ("100", "110", "111", "700", "710", "711")
 TAGS = frozenset({
@@ -25,15 +25,12 @@ def _material_type(leader: str, fixed: str) -> str:
     return "other"
 
 
+_SHELF = pick_spec([("call_number", JOIN, "hikj", " "), ("location", JOIN, "abc", " / ")])
+
+
 def holdings(record: MarcRecord) -> list[Holding]:
     """852 locations of a bibliographic record or of an MFHD holdings record."""
-    return [
-        Holding(
-            call_number=join(subfields(text, "hikj"), " "),
-            location=join(subfields(text, "abc"), " / "),
-        )
-        for text in record.get_fields("852")
-    ]
+    return [Holding(**pick_in_field(text, _SHELF)) for text in record.get_fields("852")]
 
 
 def _nonfiling(title_field: str) -> int:
