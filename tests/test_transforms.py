@@ -13,6 +13,7 @@ from conftest import REPO, write_registry
 from harvesters.landing import HarvestRun
 from transforms.iso2709 import encode_record, split_records
 from transforms.readers import Accepted, HoldingsRecord, Rejected, read_file, read_iso2709, sniff
+from transforms import stage
 from transforms.stage import transform_library
 from unioncat.registry import load_registry
 from unioncat.settings import Settings
@@ -147,3 +148,26 @@ def test_staging_is_kept_for_the_same_pages_and_rebuilt_when_the_key_definitions
     assert transform_library(settings, library).skipped
     monkeypatch.setattr("transforms.normalise.KEYS_VERSION", "next")
     assert not transform_library(settings, library).skipped
+
+
+def test_the_cyclic_collector_is_paused_for_a_library_and_left_as_it_was(tmp_path, monkeypatch):
+    import gc
+
+    sources = write_registry(tmp_path, {"O01": ("county", [])})
+    settings = Settings.resolve(sources, tmp_path / "var")
+    library = load_registry(sources).get("O01")
+    run = HarvestRun(settings, library, "run1", full=True)
+    run.finish([run.land("000001.xml", OAI_PAGE.format(records=OAI_RECORD.format(id="1", stamp="2026-01-01", title="西湖志")).encode())],
+               watermark="2026-01-01")
+    seen = []
+    apply = stage._Replay.apply
+    monkeypatch.setattr(stage._Replay, "apply", lambda self, *args: (seen.append(gc.isenabled()), apply(self, *args)))
+    assert gc.isenabled()
+    transform_library(settings, library, full=True)
+    assert seen == [False] and gc.isenabled()
+    gc.disable()
+    try:
+        transform_library(settings, library, full=True)
+        assert not gc.isenabled()  # a caller that had it off keeps it off
+    finally:
+        gc.enable()
