@@ -137,13 +137,19 @@ def test_incremental_oai_pages_replay_to_the_current_catalogue(tmp_path):
     assert summary.profile["with_class"] == 1.0 and summary.profile["formats"] == {"cnmarc": 2}
 
 
-def test_staging_is_kept_for_the_same_pages_and_rebuilt_when_the_key_definitions_change(tmp_path, monkeypatch):
+def _one_harvested_library(tmp_path):
+    """Settings and a county library with one landed OAI-PMH page of one record."""
     sources = write_registry(tmp_path, {"O01": ("county", [])})
     settings = Settings.resolve(sources, tmp_path / "var")
     library = load_registry(sources).get("O01")
     run = HarvestRun(settings, library, "run1", full=True)
     run.finish([run.land("000001.xml", OAI_PAGE.format(records=OAI_RECORD.format(id="1", stamp="2026-01-01", title="西湖志")).encode())],
                watermark="2026-01-01")
+    return settings, library
+
+
+def test_staging_is_kept_for_the_same_pages_and_rebuilt_when_the_key_definitions_change(tmp_path, monkeypatch):
+    settings, library = _one_harvested_library(tmp_path)
     assert not transform_library(settings, library).skipped
     assert transform_library(settings, library).skipped
     monkeypatch.setattr("transforms.normalise.KEYS_VERSION", "next")
@@ -153,12 +159,7 @@ def test_staging_is_kept_for_the_same_pages_and_rebuilt_when_the_key_definitions
 def test_the_cyclic_collector_is_paused_for_a_library_and_left_as_it_was(tmp_path, monkeypatch):
     import gc
 
-    sources = write_registry(tmp_path, {"O01": ("county", [])})
-    settings = Settings.resolve(sources, tmp_path / "var")
-    library = load_registry(sources).get("O01")
-    run = HarvestRun(settings, library, "run1", full=True)
-    run.finish([run.land("000001.xml", OAI_PAGE.format(records=OAI_RECORD.format(id="1", stamp="2026-01-01", title="西湖志")).encode())],
-               watermark="2026-01-01")
+    settings, library = _one_harvested_library(tmp_path)
     seen = []
     apply = stage._Replay.apply
     monkeypatch.setattr(stage._Replay, "apply", lambda self, *args: (seen.append(gc.isenabled()), apply(self, *args)))
