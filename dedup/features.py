@@ -23,6 +23,8 @@ INPUT_COLUMNS = (
     "clc", "title_key", "title_pinyin", "publisher_key",
 )
 MAPPING_BATCH_ROWS = 100_000
+# Changes when any input of a record's features does: the record's features are computed again.
+INPUT_HASH = f"hash({', '.join(INPUT_COLUMNS)})"
 
 _CN_NUMBERS = {c: n for n, c in enumerate("〇一二三四五六七八九")} | {"零": 0, "两": 2}
 _CN_NUMERAL = re.compile(r"[〇零一二两三四五六七八九十百]+")
@@ -132,8 +134,33 @@ def mapping(con: duckdb.DuckDBPyConnection, name: str, query: str, compute, colu
     con.unregister(f"{name}_arrow")
 
 
-def build_match_records(con: duckdb.DuckDBPyConnection, source: str = "dedup_input") -> int:
-    """`match_records`: one row per active record of `source`, `rid` in record_key order."""
+def build_match_records(con: duckdb.DuckDBPyConnection, source: str = "dedup_input", *, previous: str | None = None) -> int:
+    """`match_records`: one row per active record of `source`, `rid` in record_key order.
+
+    `previous`: the previous run's `match_records.parquet`; a record whose inputs are the ones
+    it had then (same `input_hash`) keeps its features from there, and only new and changed
+    records are computed. Returns how many were computed."""
+    con.execute(f"create or replace temp table feature_input as select *, {INPUT_HASH} as input_hash from {source}")
+    if previous is None:
+        con.execute("create or replace temp table kept_features as select * from feature_input limit 0")
+    else:
+        con.execute(f"""
+            create or replace temp table kept_features as
+            select p.* exclude (node_key) from read_parquet('{previous}') p semi join feature_input using (record_key, input_hash);
+            create or replace temp table feature_input as select * from feature_input anti join kept_features using (record_key);
+        """)
+    computed = _compute_features(con, "feature_input")
+    con.execute("""
+        create or replace temp table match_records as
+        select (row_number() over (order by record_key) - 1)::integer as rid, *, [library_id] as libraries
+        from (select * from computed_features union all by name select * from kept_features);
+        drop table computed_features; drop table kept_features; drop table feature_input;
+    """)
+    return computed
+
+
+def _compute_features(con: duckdb.DuckDBPyConnection, source: str) -> int:
+    """`computed_features`: the features of every record of `source` (without `rid`)."""
     mapping(con, "volume_keys", f"select distinct coalesce(part_number, ''), coalesce(part_name, '') from {source}",
              lambda n, p: (volume_key(n, p),), ["part_number", "part_name", "volume_key"])
     mapping(con, "edition_keys", f"select distinct coalesce(edition, '') from {source}",
@@ -167,7 +194,7 @@ def build_match_records(con: duckdb.DuckDBPyConnection, source: str = "dedup_inp
         from (select distinct title_key from {source});
         create or replace temp table match_features as
         with features as (
-            select s.record_key, s.library_id,
+            select s.record_key, s.library_id, s.input_hash,
                    list_sort(coalesce(s.isbn, [])) as isbn,
                    list_sort(coalesce(s.issn, [])) as issn,
                    s.title_key, t.title_text, k.title_info,
@@ -183,7 +210,7 @@ def build_match_records(con: duckdb.DuckDBPyConnection, source: str = "dedup_inp
             join edition_keys e on e.edition = coalesce(s.edition, '')
             join author_keys a on a.authors = array_to_string(coalesce(s.authors, []), chr(31))
         )
-        select (row_number() over (order by record_key) - 1)::integer as rid, * exclude (title_text),
+        select * exclude (title_text),
                case when authors_key = '' then []::varchar[] else string_split(authors_key, ' ') end as authors,
                hash(library_id, isbn, issn, title_key, title_text, title_pinyin, publisher_key, year, pages, language,
                     volume_key, edition_key, authors_key, names_key, author1) as fingerprint,
@@ -191,11 +218,11 @@ def build_match_records(con: duckdb.DuckDBPyConnection, source: str = "dedup_inp
         from features;
         drop table title_features; drop table title_key_features;
         -- twin_key: every feature the matcher compares, so records equal in it are twins (dedup.nodes)
-        create or replace temp table match_records as
-        select *, [library_id] as libraries,
+        create or replace temp table computed_features as
+        select *,
                hash(isbn, issn, title_key, title_words, title_numbers, title_pinyin, publisher_key, year, pages, language,
                     volume_key, edition_key, authors_key, names_key, author1) as twin_key
         from match_features;
-        drop table match_features;
+        drop table match_features; drop table volume_keys; drop table edition_keys; drop table author_keys;
     """)
-    return con.sql("select count(*) from match_records").fetchall()[0][0]
+    return con.sql("select count(*) from computed_features").fetchall()[0][0]

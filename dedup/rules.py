@@ -19,6 +19,8 @@ import hashlib
 import json
 from pathlib import Path
 
+from transforms import normalise
+
 # ---- blocking: which records are compared at all ------------------------------------------------
 
 # A block is the set of records sharing one key value. Keys (see blocking.py):
@@ -119,9 +121,10 @@ MATCHING_CODE = ("rules.py", "features.py", "nodes.py", "blocking.py", "scoring.
 
 
 def fingerprint() -> str:
-    """Changes whenever a rule above, or the matching code, changes: cached pairs are then
-    thrown away and the next run re-matches everything."""
-    values = {name: value for name, value in globals().items() if name.isupper()}
+    """Changes whenever a rule above, the matching code or the keys' definition (features are
+    read with transforms.normalise) changes: cached features and pairs are then thrown away and
+    the next run re-matches everything."""
+    values = {name: value for name, value in globals().items() if name.isupper()} | {"keys": normalise.KEYS_VERSION}
     digest = hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode())
     for name in MATCHING_CODE:
         digest.update((Path(__file__).parent / name).read_bytes())

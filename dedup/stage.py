@@ -11,8 +11,9 @@ Reads the staging Parquet of the libraries given; writes to `<data_dir>/dedup/`:
   scored as a match, with its field levels (answers "why are these together / apart?");
 - `match_records.parquet` (features and fingerprints), `id_ledger.parquet` (every id ever
   issued and what became of it) and `state.json` (run number, rules fingerprint), written last.
-An incremental run (the default when the rules and DuckDB are unchanged) re-blocks and
-re-scores only the blocks of new, changed or deleted records; clustering, golden records and
+An incremental run (the default when the rules and DuckDB are unchanged) computes the features
+of new and changed records only (the others keep theirs from `match_records.parquet`), re-blocks
+and re-scores only the blocks of new, changed or deleted records; clustering, golden records and
 ids are then recomputed over all accepted pairs, so its result equals a full rebuild's.
 """
 
@@ -35,7 +36,7 @@ from unioncat.registry import Library
 from unioncat.settings import Settings, duckdb_config
 
 RUN_TAG = b"unioncat.dedup_run"
-CACHE_FILES = ("match_nodes.parquet", "match_evidence.parquet")
+CACHE_FILES = ("match_records.parquet", "match_nodes.parquet", "match_evidence.parquet")
 OUTPUT_BATCH_ROWS = 256 * 1024
 
 
@@ -48,13 +49,15 @@ class DedupSummary:
     pairs_scored: int = 0
     accepted_pairs: int = 0
     rematched_records: int = 0
+    features_computed: int = 0
     incremental: bool = False
     changes: dict = field(default_factory=dict)
     seconds: float = 0.0
     phases: dict = field(default_factory=dict)  # phase → seconds
 
     def line(self) -> str:
-        mode = f"incremental, {self.rematched_records:,} records re-matched" if self.incremental else "full"
+        mode = (f"incremental, features of {self.features_computed:,} records computed, {self.rematched_records:,} re-matched"
+                if self.incremental else "full")
         changed = ", ".join(f"{k} {v:,}" for k, v in sorted(self.changes.items())) or "no changes"
         return (f"dedup: {self.records:,} records → {self.manifestations:,} manifestations, {self.works:,} works "
                 f"({self.merged_records:,} records merged; {mode}; {self.pairs_scored:,} pairs scored; {changed})")
@@ -115,10 +118,11 @@ def run(con: duckdb.DuckDBPyConnection, out: Path, levels: dict[str, str], *, fu
     con.execute("set enable_progress_bar = false")
     state = atomic.read_json(out / "state.json") or {}
     run_number = int(state.get("run", 0)) + 1
-    records = build_match_records(con)
+    incremental = not full and _cache_valid(out, state)
+    computed = build_match_records(con, previous=str(out / "match_records.parquet") if incremental else None)
+    records = con.sql("select count(*) from match_records").fetchall()[0][0]
     node_count = nodes.build_nodes(con)
     phases.done("features")
-    incremental = not full and _cache_valid(out, state)
     matched = _match_incrementally(con, out) if incremental else _match_all(con)
     phases.done("matching")
     stats = {"nodes": node_count, **clustering.cluster(con)}
@@ -134,13 +138,13 @@ def run(con: duckdb.DuckDBPyConnection, out: Path, levels: dict[str, str], *, fu
     phases.done("outputs")
     atomic.write_json(out / "state.json", {
         "run": run_number, "rules": rules.fingerprint(), "duckdb": duckdb.__version__, "records": records,
-        "incremental": incremental, **matched, **stats, **counts, "phases": phases.seconds,
+        "incremental": incremental, "features_computed": computed, **matched, **stats, **counts, "phases": phases.seconds,
         "phase_peak_rss_mb": phases.peak_rss_mb,
     })
     return DedupSummary(
         records=records, manifestations=counts["manifestations"], merged_records=records - counts["manifestations"],
         works=counts["works"], pairs_scored=matched["pairs_scored"], accepted_pairs=counts["accepted_pairs"],
-        rematched_records=matched["rematched_records"], incremental=incremental, changes=counts["changes"],
+        rematched_records=matched["rematched_records"], features_computed=computed, incremental=incremental, changes=counts["changes"],
         seconds=round(time.perf_counter() - started, 3), phases=phases.seconds,
     )
 

@@ -111,6 +111,8 @@ def test_an_incremental_run_equals_a_full_rebuild(province, tmp_path):
     full = Runs(tmp_path / "full")(after, full=True)
     assert incremental.summary.incremental and not full.summary.incremental
     assert 0 < incremental.summary.pairs_scored < full.summary.pairs_scored
+    assert incremental.summary.features_computed == len(changed) + len(later)  # the others' are kept
+    assert full.summary.features_computed == len(after)
     for name in OUTPUTS:
         query = "select * from read_parquet('{}') order by all"
         assert duckdb.sql(query.format(tmp_path / "incremental" / f"{name}.parquet")).fetchall() == \
