@@ -172,3 +172,67 @@ def test_the_cyclic_collector_is_paused_for_a_library_and_left_as_it_was(tmp_pat
         assert not gc.isenabled()  # a caller that had it off keeps it off
     finally:
         gc.enable()
+
+
+def _cnmarc(local_id: str, title: str, encoding: str, copies: int) -> bytes:
+    record = pymarc.Record(leader="00000nam0 2200000   450 ")
+    record.add_field(
+        pymarc.Field(tag="001", data=local_id),
+        pymarc.Field(tag="100", indicators=[" ", " "], subfields=[pymarc.Subfield("a", "20150301d2015    em y0chiy0120    ea")]),
+        pymarc.Field(tag="200", indicators=["1", " "], subfields=[pymarc.Subfield("a", title), pymarc.Subfield("f", "王伟著")]),
+        pymarc.Field(tag="210", indicators=[" ", " "], subfields=[pymarc.Subfield("c", "中华书局"), pymarc.Subfield("d", "2015")]),
+        pymarc.Field(tag="905", indicators=[" ", " "], subfields=[pymarc.Subfield("d", "K29"), pymarc.Subfield("f", str(copies))]),
+    )
+    return encode_record(record, encoding)
+
+
+def _land(settings, library, run_id: str, files: dict[str, bytes]) -> None:
+    run = HarvestRun(settings, library, run_id, full=True)
+    run.finish([run.land(name, data) for name, data in files.items()])
+
+
+def test_a_new_drop_reads_only_its_changed_records_and_stages_what_reading_all_would(tmp_path, monkeypatch):
+    """A library sends its whole catalogue again with a few records changed: unchanged records
+    keep their rows (with the new run id), and the staging equals a full transform's."""
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    sources = write_registry(tmp_path, {"F01": ("county", [])})
+    settings = Settings.resolve(sources, tmp_path / "var")
+    library = load_registry(sources).get("F01")
+    books = {f"b{n}": (f"杭州史话第{n}卷", "gb18030" if n % 3 == 0 else "utf-8", n % 4) for n in range(120)}
+
+    def drop(catalogue: dict) -> dict[str, bytes]:
+        records = [_cnmarc(key, *book) for key, book in catalogue.items()]
+        return {"part1.mrc": b"".join(records[:60]), "part2.mrc": b"".join(records[60:]) + b"00026nam0 22broken\x1e\x1d"}
+
+    _land(settings, library, "run1", drop(books))
+    assert transform_library(settings, library).reused == 0
+
+    later = dict(books)
+    for n in range(0, 120, 12):
+        later[f"b{n}"] = (later[f"b{n}"][0] + "（修订本）", later[f"b{n}"][1], 9)  # changed
+    for n in range(5, 120, 24):
+        del later[f"b{n}"]  # withdrawn
+    later |= {f"new{n}": (f"西湖游记{n}", "utf-8", 1) for n in range(7)}  # added
+    files = drop(later)
+    files["part1.mrc"] += _cnmarc("b1", *books["b1"])  # the same record twice in one file
+    _land(settings, library, "run2", files)
+    shutil.copytree(settings.data_dir, tmp_path / "full")
+
+    summary = transform_library(settings, library)
+    full = transform_library(Settings.resolve(sources, tmp_path / "full"), library, full=True)
+    assert summary.records == full.records == len(later)
+    assert summary.reused == len(later) - 10 - 7 + 1 and full.reused == 0  # +1: b1 twice
+    assert summary.quarantine_reasons == full.quarantine_reasons == {"duplicate_local_id": 1, "truncated_record": 1}
+    for name in ("records", "holdings", "quarantine"):
+        ours = pq.read_table(settings.staging_dir("F01") / f"{name}.parquet")
+        theirs = pq.read_table(tmp_path / "full" / "staging" / "F01" / f"{name}.parquet")
+        if name == "quarantine":  # names the landed file, in another data folder
+            ours, theirs = ours.drop_columns(["source"]), theirs.drop_columns(["source"])
+        assert ours.equals(theirs), name
+    assert set(pq.read_table(settings.staging_dir("F01") / "records.parquet").column("run_id").to_pylist()) == {"run2"}
+    assert f"({len(later) - summary.reused} records read, the others unchanged)" in summary.line()
+    monkeypatch.setattr("transforms.normalise.KEYS_VERSION", "next")  # rows of other keys are never reused
+    assert transform_library(settings, library).reused == 0

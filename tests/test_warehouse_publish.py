@@ -104,6 +104,15 @@ def test_a_publish_killed_at_any_step_leaves_current_complete(inputs, step):
     assert not [p for p in inputs.published_dir.iterdir() if p.name.startswith((".building-", ".current-", ".pruning-"))]
 
 
+def _files_building(inputs) -> int:
+    """Files in the snapshot being built; 0 when there is none (or it was renamed as we looked)."""
+    try:
+        building = list(inputs.published_dir.glob(".building-*")) if inputs.published_dir.exists() else []
+        return sum(1 for _ in building[0].rglob("*")) if building else 0
+    except FileNotFoundError:
+        return 0
+
+
 def test_a_publish_killed_at_arbitrary_moments_leaves_current_complete(inputs):
     """Killed while the snapshot folder fills up, at a later file each time (no crash hook)."""
     expected = None
@@ -111,8 +120,7 @@ def test_a_publish_killed_at_arbitrary_moments_leaves_current_complete(inputs):
         publisher = _python(PUBLISH, inputs)
         deadline = time.monotonic() + 60
         while publisher.poll() is None and time.monotonic() < deadline:
-            building = list(inputs.published_dir.glob(".building-*")) if inputs.published_dir.exists() else []
-            if building and sum(1 for _ in building[0].rglob("*")) >= files_before_kill:
+            if _files_building(inputs) >= files_before_kill:
                 publisher.send_signal(signal.SIGKILL)
                 break
             time.sleep(0.005)

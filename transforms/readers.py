@@ -61,7 +61,19 @@ class HoldingsRecord:
     holdings: list[Holding]
 
 
-Result = Accepted | Rejected | Tombstone | HoldingsRecord
+@dataclass
+class Known:
+    """A record whose bytes the previous transform of the library read: its row `row` there."""
+
+    row: int
+
+
+Result = Accepted | Rejected | Tombstone | HoldingsRecord | Known
+
+
+def record_digest(raw: bytes) -> bytes:
+    """What identifies a record's bytes between two transforms of a library."""
+    return hashlib.blake2b(raw, digest_size=16).digest()
 
 
 def bibliographic_format(tags, configured: str) -> str:
@@ -117,8 +129,16 @@ def accept(description: Description, fmt: str, raw: bytes, decision: EncodingDec
     return Accepted(row, description.holdings)
 
 
-def read_iso2709(data: bytes, *, library_id: str, run_id: str, syntax: str = "auto", encoding: str = "auto") -> Iterator[Result]:
+def read_iso2709(data: bytes, *, library_id: str, run_id: str, syntax: str = "auto", encoding: str = "auto",
+                 known: dict[bytes, int] | None = None) -> Iterator[Result]:
+    """`known`: digest (record_digest) → row of the records read before, which come as `Known`
+    without being read again."""
     for position, chunk in split_records(data):
+        if known is not None:
+            row = known.get(record_digest(chunk))
+            if row is not None:
+                yield Known(row)
+                continue
         try:
             raw = parse_record(chunk)
             fmt = bibliographic_format(raw.tags, syntax)
@@ -281,10 +301,12 @@ def sniff(path: Path) -> str:
     return "unknown"
 
 
-def read_file(path: Path, *, library_id: str, run_id: str, syntax: str = "auto", encoding: str = "auto") -> Iterator[Result]:
+def read_file(path: Path, *, library_id: str, run_id: str, syntax: str = "auto", encoding: str = "auto",
+              known: dict[bytes, int] | None = None) -> Iterator[Result]:
+    """The results of a landed file's records; `known` as in read_iso2709 (ISO 2709 files only)."""
     kind = sniff(path)
     if kind == "iso2709":
-        return read_iso2709(path.read_bytes(), library_id=library_id, run_id=run_id, syntax=syntax, encoding=encoding)
+        return read_iso2709(path.read_bytes(), library_id=library_id, run_id=run_id, syntax=syntax, encoding=encoding, known=known)
     if kind == "xml":
         return read_xml(path, library_id=library_id, run_id=run_id, syntax=syntax)
     if kind == "aleph":

@@ -6,12 +6,19 @@ holdings attach to their bibliographic record. Writes
 `<data_dir>/staging/<library_id>/{records,holdings,quarantine}.parquet` and
 `summary.json` (counts and the library's data-quality profile). Skips the
 work when the catalogue pages are the ones the staging was built from.
+
+A library that sends its whole catalogue again (a new file drop) changes a few
+records in it: a record whose bytes the staging already holds, read by the same
+code, keeps its row from there (with this run's run id) instead of being read
+again, so the work is proportional to what changed. The result is the same as
+reading every record (`full=True` does).
 """
 
 from __future__ import annotations
 
 import gc
 import hashlib
+from array import array
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -20,10 +27,11 @@ from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from harvesters.landing import catalogue_pages
 from transforms import normalise
-from transforms.readers import Accepted, HoldingsRecord, Rejected, Tombstone, read_file
+from transforms.readers import Accepted, HoldingsRecord, Known, Rejected, Tombstone, read_file, record_digest
 from unioncat import atomic, schema
 from unioncat.registry import Library
 from unioncat.settings import Settings
@@ -43,11 +51,16 @@ class TransformSummary:
     quarantined: int = 0
     quarantine_reasons: dict = field(default_factory=dict)
     profile: dict = field(default_factory=dict)
+    reused: int = 0  # records whose row was kept from the previous staging
+    rows_fingerprint: str = ""  # what the rows were read with (_rows_fingerprint)
+    holdings_records: int = 0  # MFHD records whose holdings went to other records' rows
     skipped: bool = False
 
     def line(self) -> str:
         state = "unchanged" if self.skipped else "transformed"
         reasons = ", ".join(f"{k}={v}" for k, v in sorted(self.quarantine_reasons.items()))
+        if self.reused and not self.skipped:
+            state += f" ({self.records - self.reused:,} records read, the others unchanged)"
         return (
             f"{self.library_id}: {state}, {self.records:,} records, {self.holdings:,} holdings, "
             f"{self.quarantined} quarantined" + (f" ({reasons})" if reasons else "")
@@ -59,6 +72,50 @@ def _fingerprint(paths: list[Path], library: Library) -> str:
     for path in paths:
         digest.update(str(path).encode())
     return digest.hexdigest()
+
+
+def _rows_fingerprint(library: Library) -> str:
+    """Changes with anything besides a record's bytes that its row depends on: the library's
+    syntax and encoding, the schema, the keys and the code of `transforms`."""
+    digest = hashlib.sha256(f"{library.id}|{library.syntax}|{library.encoding}|{schema.SCHEMA_VERSION}|{normalise.KEYS_VERSION}".encode())
+    for source in sorted((*_TRANSFORMS.glob("*.py"), *_TRANSFORMS.glob("*.c"))):
+        digest.update(source.read_bytes())
+    return digest.hexdigest()
+
+
+_TRANSFORMS = Path(__file__).parent
+
+
+@dataclass
+class _Previous:
+    """The staging a library's last transform wrote, when its rows can be reused."""
+
+    records: pa.Table
+    known: dict[bytes, int]  # record_digest(raw) → row
+    holdings: dict[str, list[tuple]]  # record_key → holding rows
+
+    @classmethod
+    def load(cls, staging: Path, summary: dict | None, rows_fingerprint: str) -> _Previous | None:
+        if not summary or summary.get("rows_fingerprint") != rows_fingerprint or summary.get("holdings_records", 1):
+            return None  # other code or settings; or holdings of MFHD records are mixed with the rows' own
+        try:
+            records = pq.read_table(staging / "records.parquet", schema=schema.RECORDS)
+            holdings = pq.read_table(staging / "holdings.parquet", schema=schema.HOLDINGS)
+        except (OSError, pa.ArrowException):
+            return None
+        known = {}
+        for start in range(0, records.num_rows, _DIGEST_BATCH):  # not every record's bytes as Python objects at once
+            raws = records.column("raw").slice(start, _DIGEST_BATCH).to_pylist()
+            known.update((record_digest(raw), start + n) for n, raw in enumerate(raws))
+        by_key: dict[str, list[tuple]] = {}
+        columns = [holdings.column(name).to_pylist() for name in ("record_key", *_HOLDING_COLUMNS)]
+        for key, *holding in zip(*columns):
+            by_key.setdefault(key, []).append(tuple(holding))
+        return cls(records, known, by_key)
+
+
+_HOLDING_COLUMNS = ("call_number", "location", "copies", "available")
+_DIGEST_BATCH = 65_536
 
 
 def read_summary(settings: Settings, library_id: str) -> dict | None:
@@ -75,18 +132,23 @@ class _Replay:
 
     BATCH_ROWS = 50_000
 
-    def __init__(self, library_id: str) -> None:
+    def __init__(self, library_id: str, previous: _Previous | None = None) -> None:
         self.library_id = library_id
+        self.previous = previous
+        self.previous_keys = previous.records.column("record_key").to_pylist() if previous else []
         self.batches: list[pa.RecordBatch] = []
         self.columns: dict[str, list] = {name: [] for name in schema.RECORDS.names}
         self.rows = 0
+        self.read_rows = 0  # rows read this time, in self.batches and self.columns
+        self.source = array("q")  # row → its read row, or -1 - its row in previous.records
+        self.known_run_ids: list[str] = []  # run id of each reused row, in order
         self.position: dict[str, int] = {}  # record_key → row number of its live version
         self.origin: dict[str, Path] = {}
         self.superseded: set[int] = set()
         self.holdings: dict[str, list[tuple]] = {}  # record_key → (call_number, location, copies, available)…
         self.by_oai_identifier: dict[str, str] = {}
         self.quarantine: list[dict] = []
-        self.updated = self.deleted = 0
+        self.updated = self.deleted = self.holdings_records = 0
 
     def reject(self, path: Path, run_id: str, position, reason: str, detail: str, raw: bytes) -> None:
         self.quarantine.append(dict(library_id=self.library_id, source=str(path), position=position, reason=reason, detail=detail, run_id=run_id, raw=raw))
@@ -103,6 +165,13 @@ class _Replay:
         elif isinstance(result, HoldingsRecord):
             key = f"{self.library_id}:{result.bib_local_id}"
             self.holdings.setdefault(key, []).extend(self._holding_rows(result.holdings))
+            self.holdings_records += 1
+        elif isinstance(result, Known):
+            key = self.previous_keys[result.row]
+            self._place(path, run_id, key)
+            self.source.append(-1 - result.row)
+            self.known_run_ids.append(run_id)
+            self.holdings[key] = list(self.previous.holdings.get(key, ()))
         else:
             self._accept(path, run_id, result)
 
@@ -113,6 +182,19 @@ class _Replay:
     def _accept(self, path: Path, run_id: str, result: Accepted) -> None:
         row = result.row
         key = row["record_key"]
+        self._place(path, run_id, key)
+        self.source.append(self.read_rows)
+        for name, column in self.columns.items():
+            column.append(row[name])
+        self.read_rows += 1
+        if len(self.columns["raw"]) == self.BATCH_ROWS:
+            self._cut_batch()
+        self.holdings[key] = self._holding_rows(result.holdings)
+        if result.oai_identifier:
+            self.by_oai_identifier[result.oai_identifier] = key
+
+    def _place(self, path: Path, run_id: str, key: str) -> None:
+        """Make the next row the live version of `key`."""
         previous = self.position.get(key)
         if previous is not None:
             self.superseded.add(previous)
@@ -123,17 +205,13 @@ class _Replay:
         if self.origin.get(key) != path:
             self.origin[key] = path
         self.position[key] = self.rows
-        for name, column in self.columns.items():
-            column.append(row[name])
         self.rows += 1
-        if len(self.columns["raw"]) == self.BATCH_ROWS:
-            self._cut_batch()
-        self.holdings[key] = self._holding_rows(result.holdings)
-        if result.oai_identifier:
-            self.by_oai_identifier[result.oai_identifier] = key
 
     def _raw(self, row: int) -> bytes:
-        batch, index = divmod(row, self.BATCH_ROWS)
+        source = self.source[row]
+        if source < 0:
+            return self.previous.records.column("raw")[-1 - source].as_py()
+        batch, index = divmod(source, self.BATCH_ROWS)
         if batch < len(self.batches):
             return self.batches[batch].column("raw")[index].as_py()
         return self.columns["raw"][index]
@@ -147,12 +225,28 @@ class _Replay:
         self._cut_batch()
         table = pa.Table.from_batches(self.batches, schema=schema.RECORDS)
         self.batches = []
+        if self.known_run_ids:  # reused rows after the read ones, then every row in replay order
+            known = self.previous.records.take(pa.array([-1 - s for s in self.source if s < 0], pa.int64()))
+            run_id = schema.RECORDS.get_field_index("run_id")
+            known = known.set_column(run_id, schema.RECORDS.field(run_id), pa.array(self.known_run_ids, pa.string()))
+            table = pa.concat_tables([table, known]).take(pa.array(self._replay_order(), pa.int64()))
         if self.superseded:
             live = [True] * self.rows
             for row in self.superseded:
                 live[row] = False
             table = table.filter(pa.array(live))
         return table
+
+    def _replay_order(self) -> list[int]:
+        """Each row's place in the read rows followed by the reused ones."""
+        order, reused = [], self.read_rows
+        for source in self.source:
+            if source >= 0:
+                order.append(source)
+            else:
+                order.append(reused)
+                reused += 1
+        return order
 
     def holdings_table(self) -> pa.Table:
         keys = [key for key, rows in self.holdings.items() for _ in rows]
@@ -210,14 +304,17 @@ def transform_library(settings: Settings, library: Library, *, full: bool = Fals
     if not full and previous and previous["inputs_fingerprint"] == fingerprint:
         return TransformSummary(**{**previous, "skipped": True})
 
-    replay = _Replay(library.id)
+    rows_fingerprint = _rows_fingerprint(library)
     with _cyclic_gc_paused():
+        replay = _Replay(library.id, None if full else _Previous.load(staging, previous, rows_fingerprint))
+        known = replay.previous.known if replay.previous else None
         for path in paths:
             run_id = path.parent.name
             if not path.exists():
                 replay.reject(path, run_id, None, "missing_page", f"landed page {path} is gone from the landing zone", b"")
                 continue
-            for result in read_file(path, library_id=library.id, run_id=run_id, syntax=library.syntax, encoding=library.encoding):
+            for result in read_file(path, library_id=library.id, run_id=run_id, syntax=library.syntax, encoding=library.encoding,
+                                    known=known):
                 replay.apply(path, run_id, result)
         records = replay.records()
         holdings = replay.holdings_table()
@@ -228,7 +325,8 @@ def transform_library(settings: Settings, library: Library, *, full: bool = Fals
         library.id, fingerprint, files=len(paths), records=records.num_rows, updated=replay.updated, deleted=replay.deleted,
         holdings=holdings.num_rows, quarantined=len(replay.quarantine),
         quarantine_reasons=dict(Counter(q["reason"] for q in replay.quarantine)),
-        profile=quality_profile(records, replay.quarantine),
+        profile=quality_profile(records, replay.quarantine), reused=len(replay.known_run_ids),
+        rows_fingerprint=rows_fingerprint, holdings_records=replay.holdings_records,
     )
     atomic.write_json(staging / SUMMARY, {k: v for k, v in asdict(summary).items() if k != "skipped"})
     return summary
