@@ -16,7 +16,9 @@ from transforms import cnmarc, marc21
 from transforms import bibliographic
 from transforms.bibliographic import python_clean, python_names, python_pick, python_pick_in_field, python_strip_role
 from transforms.isbn import python_to_isbn13
-from transforms.encoding import _CONTROL_FIELD_CONTROLS, _DATA_FIELD_CONTROLS, CODECS, _decode_fields, decide_encoding
+from transforms.encoding import (
+    _CONTROL_FIELD_CONTROLS, _DATA_FIELD_CONTROLS, CODECS, _decode_fields, decide_encoding, python_han_share,
+)
 from transforms.iso2709 import _DIRECTORY, RecordError, _speedups, _well_formed, parse_record, split_records
 from transforms.marc import MarcRecord
 from transforms.readers import bibliographic_format, read_iso2709
@@ -121,6 +123,31 @@ ISBN_TEXT = st.text(st.sampled_from(list("0123456789789Xx -\u2010\u2013 \u3000IS
 def test_isbn13_in_c_equals_isbn13_in_python(text):
     text = unicodedata.normalize("NFKC", text)  # as to_isbn13 gives it to either
     assert _speedups.isbn13(text) == python_to_isbn13(text)
+
+
+HAN_TEXT = st.text(st.sampled_from(list("ab 1\x80é\u2fff\u3000、中\u9fff\ua000\uf8ff\uf900\ufaff\ufb00\ufeff\uff00\uffef\ufff0𠀀")), max_size=24)
+
+
+@settings(max_examples=3000, deadline=None, database=None)
+@given(st.one_of(HAN_TEXT, st.text(max_size=30)))
+def test_han_share_in_c_equals_han_share_in_python(text):
+    assert _speedups.han_share(text) == python_han_share(text)
+
+
+@pytest.mark.parametrize("codec", ["gb18030", "cp1251", "koi8-r", "iso-8859-1", "utf-8"])
+@settings(max_examples=300, deadline=None, database=None)
+@given(data=st.binary(max_size=40), errors=st.sampled_from(["strict", "replace"]))
+def test_decode_fields_decodes_as_bytes_decode_does(codec, data, errors):
+    """decode_fields looks each codec's decoder up once: the same text, the same errors."""
+    data = data.replace(b"\x1e", b"").replace(b"\x1d", b"")
+    try:
+        expected = data.decode(codec, errors)
+    except UnicodeDecodeError:
+        with pytest.raises(UnicodeDecodeError):
+            _speedups.decode_fields(["245"], [data], frozenset({"245"}), codec, errors)
+        return
+    result = _speedups.decode_fields(["245"], [data], frozenset({"245"}), codec, errors)
+    assert result is None or result[0] == {"245": [expected]}
 
 
 def test_mappings_describe_alike_with_the_c_and_the_python_helpers(shared_data, tmp_path, monkeypatch):

@@ -84,6 +84,14 @@ def sorting_form(title: str | None, nonfiling: int = 0) -> str | None:
     return title[nonfiling:] if 0 < nonfiling < len(title) else title
 
 
+def sorting_title(raw_title: str | None, title: str | None, nonfiling: int = 0) -> str | None:
+    """clean(sorting_form(raw_title, nonfiling)) where title = clean(raw_title): the title itself
+    when there is nothing to leave out (nearly always), without cleaning it twice."""
+    if raw_title is None or (not nonfiling and "\x88" not in raw_title):
+        return title
+    return clean(sorting_form(raw_title, nonfiling))
+
+
 def strip_role(name: str) -> str:
     name = name.strip()
     stripped = (_ROLE_SUFFIX.sub("", name) if name[-1:] in _ROLE_LAST_CHARACTERS else name).strip(" ,.;")

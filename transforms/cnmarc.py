@@ -8,7 +8,7 @@ subfield codes ($A, $F) carry pinyin and are not read as data.
 from __future__ import annotations
 
 from transforms.bibliographic import (
-    CLEANED, FIRST, JOIN, RAW, Description, Holding, clean, join, names, pick, pick_in_field, pick_spec, sorting_form,
+    CLEANED, FIRST, JOIN, RAW, Description, Holding, clean, join, names, pick, pick_in_field, pick_spec, sorting_title,
 )
 from transforms.marc import MarcRecord, subfield
 
@@ -73,6 +73,9 @@ _PICKED = pick_spec([
 ])
 
 
+_RESPONSIBILITY = pick_spec([("responsibility", JOIN, "fg")])  # $f and $g as they come, not all $f first
+
+
 def describe(record: MarcRecord) -> Description:
     picked = pick(record.subfield_index(), _PICKED)
     fixed = picked.pop("fixed") or ""
@@ -83,8 +86,8 @@ def describe(record: MarcRecord) -> Description:
         local_id=record.control("001"),
         datestamp=record.control("005"),
         title=title,
-        sort_title=clean(sorting_form(raw_title)),
-        responsibility=join(record.values("200", "fg")),  # $f and $g as they come, not all $f first
+        sort_title=sorting_title(raw_title, title),
+        responsibility=join([pick_in_field(text, _RESPONSIBILITY)["responsibility"] for text in record.get_fields("200")]),
         authors=names(record.fields, _NAME_TAGS, "ab", True),
         material_type=_material_type(record.leader, picked["clc"], picked["subjects"], title, fixed),
         holdings=_holdings(record),

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 
 from pymarc.marc8 import marc8_to_unicode
 
@@ -66,6 +67,11 @@ class EncodingDecision:
     errors: str = "strict"  # "replace" only for a few bad bytes in declared UTF-8, flagged in the row
 
 
+# The decisions a catalogue's records get are few (an encoding, the declaration's evidence):
+# made once each, shared by the records (they are frozen).
+_decision = lru_cache(maxsize=4096)(EncodingDecision)
+
+
 def _unimarc_charset(raw: RawRecord) -> str | None:
     fixed_data = raw.first("100")
     for chunk in (fixed_data or b"").split(SUBFIELD_DELIMITER)[1:]:
@@ -101,7 +107,7 @@ def _valid(data: bytes, codec: str) -> bool:
 _HAN_OR_CJK_PUNCTUATION = re.compile(r"[\u3000-\u9fff\uff00-\uffef\uf900-\ufaff]+")
 
 
-def _han_share(text: str) -> float:
+def python_han_share(text: str) -> float:
     """Share of non-ASCII characters that are CJK ideographs or CJK punctuation:
     GB18030 text decoded right is almost all Han; decoded wrong it is not."""
     non_ascii = len(text) - len(text.encode("ascii", "ignore"))
@@ -110,34 +116,37 @@ def _han_share(text: str) -> float:
     return (len(text) - len(_HAN_OR_CJK_PUNCTUATION.sub("", text))) / non_ascii
 
 
+_han_share = python_han_share if _speedups is None else _speedups.han_share
+
+
 def decide_encoding(raw: RawRecord, bibliographic_format: str, configured: str = "auto") -> EncodingDecision:
     """Pick the encoding: verified configuration or declaration, else detection."""
     data = raw.data
     if data.isascii():
-        return EncodingDecision("utf-8", "ascii only")
+        return _decision("utf-8", "ascii only")
     declared, declaration = _declared(raw, bibliographic_format)
     if configured != "auto":
         declared, declaration = configured, f"configured {configured} in sources.toml"
     if _valid(data, "utf-8"):
         if declared in (None, "utf-8"):
-            return EncodingDecision("utf-8", f"declared {declaration}; bytes are valid UTF-8" if declared else "detected: valid UTF-8")
-        return EncodingDecision("utf-8", f"declared {declaration} ({declared}) but bytes are valid UTF-8 (mislabelled)", 0.95)
+            return _decision("utf-8", f"declared {declaration}; bytes are valid UTF-8" if declared else "detected: valid UTF-8")
+        return _decision("utf-8", f"declared {declaration} ({declared}) but bytes are valid UTF-8 (mislabelled)", 0.95)
     if declared == "marc-8" or (declared is None and bibliographic_format == "marc21"):
         confidence = 1.0 if _MARC8_ESCAPE in data or declared else 0.8
-        return EncodingDecision("marc-8", f"declared {declaration}; bytes are not UTF-8", confidence)
+        return _decision("marc-8", f"declared {declaration}; bytes are not UTF-8", confidence)
     if declared not in (None, "utf-8", "gb18030") and _valid(data, CODECS[declared]):
-        return EncodingDecision(declared, f"declared {declaration}")
+        return _decision(declared, f"declared {declaration}")
     if declared == "utf-8":
         bad = data.decode("utf-8", "replace").count("\ufffd")
         if bad <= MAX_REPLACED_BYTES:
-            return EncodingDecision("utf-8", f"declared {declaration}; {bad} invalid UTF-8 sequence(s) replaced by U+FFFD", 0.5, "replace")
+            return _decision("utf-8", f"declared {declaration}; {bad} invalid UTF-8 sequence(s) replaced by U+FFFD", 0.5, "replace")
     gb_text = _decoded(data, "gb18030")
     if gb_text is not None:
         share = _han_share(gb_text)
         if share < 0.5:
             raise RecordError("undecodable", f"bytes decode as GB18030 but only {share:.0%} of non-ASCII characters are Han; {declaration}")
         evidence = f"declared {declaration}" if declared == "gb18030" else f"{declaration}; detected: valid GB18030, {share:.0%} Han"
-        return EncodingDecision("gb18030", evidence, 1.0 if declared == "gb18030" else round(share * 0.9, 2))
+        return _decision("gb18030", evidence, 1.0 if declared == "gb18030" else round(share * 0.9, 2))
     if declared == "gb18030":  # a GB record with broken bytes is not Cyrillic: guessing would garble it
         raise RecordError("undecodable", f"declared {declaration} but the bytes are neither valid GB18030 nor UTF-8")
     cyrillic = _single_byte_cyrillic(data)
@@ -165,7 +174,7 @@ def _single_byte_cyrillic(data: bytes) -> EncodingDecision | None:
     if best is None:
         return None
     _, codec, share = best
-    return EncodingDecision(codec, f"detected: single-byte Cyrillic {codec}, {share:.0%} Cyrillic", round(0.8 * share, 2))
+    return _decision(codec, f"detected: single-byte Cyrillic {codec}, {share:.0%} Cyrillic", round(0.8 * share, 2))
 
 
 def _decoder(decision: EncodingDecision):

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from transforms.bibliographic import (
-    CLEANED, FIRST, JOIN, RAW, Description, Holding, clean, first, names, pick, pick_in_field, pick_spec, sorting_form,
+    CLEANED, FIRST, JOIN, RAW, Description, Holding, clean, first, names, pick, pick_in_field, pick_spec, sorting_title,
 )
 from transforms.marc import MarcRecord, indicators, subfield
 
@@ -66,13 +66,14 @@ def describe(record: MarcRecord) -> Description:
     picked = pick(record.subfield_index(), _PICKED)
     title_field = record.get("245") or ""
     raw_title = subfield(title_field, "a")
+    title = clean(raw_title)
     fixed = record.control("008") or ""
     picked["date_text"] = picked["date_text"] or fixed[7:11]
     return Description(
         local_id=record.control("001"),
         datestamp=record.control("005"),
-        title=clean(raw_title),
-        sort_title=clean(sorting_form(raw_title, _nonfiling(title_field))),
+        title=title,
+        sort_title=sorting_title(raw_title, title, _nonfiling(title_field)),
         authors=names(record.fields, _NAME_TAGS, "ab", False),
         language=_language(record, fixed),
         material_type=_material_type(record.leader, fixed),
