@@ -22,6 +22,7 @@ from array import array
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterator
 
@@ -37,6 +38,7 @@ from unioncat.registry import Library
 from unioncat.settings import Settings
 
 SUMMARY = "summary.json"
+_TRANSFORMS = Path(__file__).parent
 
 
 @dataclass
@@ -60,7 +62,7 @@ class TransformSummary:
         state = "unchanged" if self.skipped else "transformed"
         reasons = ", ".join(f"{k}={v}" for k, v in sorted(self.quarantine_reasons.items()))
         if self.reused and not self.skipped:
-            state += f" ({self.records - self.reused:,} records read, the others unchanged)"
+            state += f" ({self.reused:,} unchanged records kept)"
         return (
             f"{self.library_id}: {state}, {self.records:,} records, {self.holdings:,} holdings, "
             f"{self.quarantined} quarantined" + (f" ({reasons})" if reasons else "")
@@ -74,16 +76,20 @@ def _fingerprint(paths: list[Path], library: Library) -> str:
     return digest.hexdigest()
 
 
-def _rows_fingerprint(library: Library) -> str:
-    """Changes with anything besides a record's bytes that its row depends on: the library's
-    syntax and encoding, the schema, the keys and the code of `transforms`."""
-    digest = hashlib.sha256(f"{library.id}|{library.syntax}|{library.encoding}|{schema.SCHEMA_VERSION}|{normalise.KEYS_VERSION}".encode())
+@lru_cache(maxsize=1)
+def _transforms_code() -> str:
+    """A digest of the code that reads records into rows (this package)."""
+    digest = hashlib.sha256()
     for source in sorted((*_TRANSFORMS.glob("*.py"), *_TRANSFORMS.glob("*.c"))):
         digest.update(source.read_bytes())
     return digest.hexdigest()
 
 
-_TRANSFORMS = Path(__file__).parent
+def _rows_fingerprint(library: Library) -> str:
+    """Changes with anything besides a record's bytes that its row depends on: the library's
+    syntax and encoding, the schema, the keys and the code of `transforms`."""
+    settings = f"{library.id}|{library.syntax}|{library.encoding}|{schema.SCHEMA_VERSION}|{normalise.KEYS_VERSION}"
+    return hashlib.sha256(f"{settings}|{_transforms_code()}".encode()).hexdigest()
 
 
 @dataclass
