@@ -404,7 +404,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="switch published/current even if the quality gate fails (row counts against the current "
                               "snapshot, title keys, quarantine rates: see warehouse/checks.py)")
     run = _command(commands, "run", cmd_run, "all stages: harvest → transform → dedup → publish (incremental unless --full)")
-    run.add_argument("--full", action="store_true", help="re-read every library and every record, even those unchanged since the last run")
+    run.add_argument("--full", action="store_true",
+                     help="harvest every library whole, re-read every record and re-match every record, even those unchanged since the last run")
     _command(commands, "status", cmd_status, "per-library harvest state, record and quarantine counts, problems")
     search = _command(commands, "search", cmd_search, "find titles (Chinese or Western) in the published catalogue and list holding libraries")
     search.add_argument("text", help="words of the title, e.g. 红楼梦")
