@@ -23,8 +23,13 @@ INPUT_COLUMNS = (
     "clc", "title_key", "title_pinyin", "publisher_key",
 )
 MAPPING_BATCH_ROWS = 100_000
-# Changes when any input of a record's features does: the record's features are computed again.
-INPUT_HASH = f"hash({', '.join(INPUT_COLUMNS)})"
+
+
+def input_hash(alias: str) -> str:
+    """SQL of a hash that changes when any input of the features of the record `alias` does
+    (the record's features are then computed again)."""
+    return f"hash({', '.join(f'{alias}.{column}' for column in INPUT_COLUMNS)})"
+
 
 _CN_NUMBERS = {c: n for n, c in enumerate("〇一二三四五六七八九")} | {"零": 0, "两": 2}
 _CN_NUMERAL = re.compile(r"[〇零一二两三四五六七八九十百]+")
@@ -140,21 +145,26 @@ def build_match_records(con: duckdb.DuckDBPyConnection, source: str = "dedup_inp
     `previous`: the previous run's `match_records.parquet`; a record whose inputs are the ones
     it had then (same `input_hash`) keeps its features from there, and only new and changed
     records are computed. Returns how many were computed."""
-    con.execute(f"create or replace temp table feature_input as select *, {INPUT_HASH} as input_hash from {source}")
     if previous is None:
-        con.execute("create or replace temp table kept_features as select * from feature_input limit 0")
+        computed = _compute_features(con, source)
+        con.execute("create or replace temp table kept_features as select * from computed_features limit 0")
     else:
+        # Only (record_key, input_hash) of every record is held beside the features kept: at
+        # 11M records a second copy of the input does not fit DuckDB's memory limit.
         con.execute(f"""
+            create or replace temp table input_hashes as select record_key, {input_hash('s')} as input_hash from {source} s;
             create or replace temp table kept_features as
-            select p.* exclude (node_key) from read_parquet('{previous}') p semi join feature_input using (record_key, input_hash);
-            create or replace temp table feature_input as select * from feature_input anti join kept_features using (record_key);
+            select p.* exclude (node_key) from read_parquet('{previous}') p semi join input_hashes using (record_key, input_hash);
+            drop table input_hashes;
+            create or replace temp table changed_input as select s.* from {source} s anti join kept_features using (record_key);
         """)
-    computed = _compute_features(con, "feature_input")
+        computed = _compute_features(con, "changed_input")
+        con.execute("drop table changed_input")
     con.execute("""
         create or replace temp table match_records as
         select (row_number() over (order by record_key) - 1)::integer as rid, *, [library_id] as libraries
         from (select * from computed_features union all by name select * from kept_features);
-        drop table computed_features; drop table kept_features; drop table feature_input;
+        drop table computed_features; drop table kept_features;
     """)
     return computed
 
@@ -194,7 +204,7 @@ def _compute_features(con: duckdb.DuckDBPyConnection, source: str) -> int:
         from (select distinct title_key from {source});
         create or replace temp table match_features as
         with features as (
-            select s.record_key, s.library_id, s.input_hash,
+            select s.record_key, s.library_id, {input_hash('s')} as input_hash,
                    list_sort(coalesce(s.isbn, [])) as isbn,
                    list_sort(coalesce(s.issn, [])) as issn,
                    s.title_key, t.title_text, k.title_info,
