@@ -65,8 +65,9 @@ def carry_ids(con: duckdb.DuckDBPyConnection, name: str, *, groups: str, previou
         create or replace temp table {name}_deleted as
         select distinct old_id from {previous} where old_id not in (select old_id from id_overlap);
         create or replace temp table {name}_changes as
-        with new_members as (select grp, md5(string_agg(item, '|' order by item)) as sig from {groups} group by grp),
-             old_members as (select old_id, md5(string_agg(item, '|' order by item)) as sig from {previous} group by old_id)
+        -- a kept id's records are the same iff the group shares all of them and has no other
+        with new_size as (select grp, count(*) as n from {groups} group by grp),
+             old_size as (select old_id, count(*) as n from {previous} group by old_id)
         select 'merged' as change, id as manifestation_id, old_id as old_manifestation_id from {name}_merged
         union all
         select 'deleted', null, old_id from {name}_deleted
@@ -75,8 +76,8 @@ def carry_ids(con: duckdb.DuckDBPyConnection, name: str, *, groups: str, previou
         from id_fresh f left join id_overlap o using (grp)
         union all
         select 'updated', w.old_id, w.old_id
-        from id_winners w join new_members n using (grp) join old_members o using (old_id)
-        where n.sig <> o.sig {signature_check};
+        from id_winners w join id_overlap v using (grp, old_id) join new_size n using (grp) join old_size o using (old_id)
+        where v.n <> n.n or v.n <> o.n {signature_check};
         create or replace temp table {name}_ledger_updates as
         select id, {run}::integer as first_run, null::integer as retired_run, null::varchar as successor from id_fresh
         union all
