@@ -145,9 +145,9 @@ def build_match_records(con: duckdb.DuckDBPyConnection, source: str = "dedup_inp
     `previous`: the previous run's `match_records.parquet`; a record whose inputs are the ones
     it had then (same `input_hash`) keeps its features from there, and only new and changed
     records are computed. Returns how many were computed."""
+    rows = "select * from computed_features"
     if previous is None:
         computed = _compute_features(con, source)
-        con.execute("create or replace temp table kept_features as select * from computed_features limit 0")
     else:
         # Only (record_key, input_hash) of every record is held beside the features kept: at
         # 11M records a second copy of the input does not fit DuckDB's memory limit.
@@ -160,11 +160,11 @@ def build_match_records(con: duckdb.DuckDBPyConnection, source: str = "dedup_inp
         """)
         computed = _compute_features(con, "changed_input")
         con.execute("drop table changed_input")
-    con.execute("""
+        rows += " union all by name select * from kept_features"
+    con.execute(f"""
         create or replace temp table match_records as
-        select (row_number() over (order by record_key) - 1)::integer as rid, *, [library_id] as libraries
-        from (select * from computed_features union all by name select * from kept_features);
-        drop table computed_features; drop table kept_features;
+        select (row_number() over (order by record_key) - 1)::integer as rid, *, [library_id] as libraries from ({rows});
+        drop table computed_features; drop table if exists kept_features;
     """)
     return computed
 

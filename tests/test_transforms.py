@@ -236,3 +236,22 @@ def test_a_new_drop_reads_only_its_changed_records_and_stages_what_reading_all_w
     assert f"transformed ({summary.reused} unchanged records kept), {len(later)} records" in summary.line()
     monkeypatch.setattr("transforms.normalise.KEYS_VERSION", "next")  # rows of other keys are never reused
     assert transform_library(settings, library).reused == 0
+
+
+def test_a_library_with_holdings_records_is_read_whole_again(tmp_path):
+    """MFHD holdings land on their bibliographic record's row: its staged holdings are not its
+    own alone, so such a library's records are never kept from the staging."""
+    bib = pymarc.Record(leader="00000nam a2200000 a 4500", force_utf8=True)
+    bib.add_field(pymarc.Field(tag="001", data="b1"),
+                  pymarc.Field(tag="245", indicators=["0", "0"], subfields=[pymarc.Subfield("a", "Serial title")]))
+    mfhd = pymarc.Record(leader="00000ny  a2200000   4500", force_utf8=True)
+    mfhd.add_field(pymarc.Field(tag="001", data="h1"), pymarc.Field(tag="004", data="b1"),
+                   pymarc.Field(tag="852", indicators=[" ", " "], subfields=[pymarc.Subfield("b", "MAIN"), pymarc.Subfield("h", "PER 12")]))
+    sources = write_registry(tmp_path, {"F01": ("county", [])})
+    settings = Settings.resolve(sources, tmp_path / "var")
+    library = load_registry(sources).get("F01")
+    _land(settings, library, "run1", {"all.mrc": bib.as_marc() + mfhd.as_marc()})
+    assert transform_library(settings, library).holdings_records == 1
+    _land(settings, library, "run2", {"all.mrc": bib.as_marc() + mfhd.as_marc() + _cnmarc("b2", "西湖志", "utf-8", 1)})
+    summary = transform_library(settings, library)
+    assert (summary.reused, summary.records, summary.holdings) == (0, 2, 2)

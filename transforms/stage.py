@@ -39,6 +39,7 @@ from unioncat.settings import Settings
 
 SUMMARY = "summary.json"
 _TRANSFORMS = Path(__file__).parent
+_HOLDING_COLUMNS = ("call_number", "location", "copies", "available")  # of a holding row, after record_key
 
 
 @dataclass
@@ -69,8 +70,13 @@ class TransformSummary:
         )
 
 
+def _reading(library: Library) -> str:
+    """What a library's records are read with besides the code: its settings, schema and keys."""
+    return f"{library.syntax}|{library.encoding}|{schema.SCHEMA_VERSION}|{normalise.KEYS_VERSION}"
+
+
 def _fingerprint(paths: list[Path], library: Library) -> str:
-    digest = hashlib.sha256(f"{library.syntax}|{library.encoding}|{schema.SCHEMA_VERSION}|{normalise.KEYS_VERSION}".encode())
+    digest = hashlib.sha256(_reading(library).encode())
     for path in paths:
         digest.update(str(path).encode())
     return digest.hexdigest()
@@ -88,8 +94,7 @@ def _transforms_code() -> str:
 def _rows_fingerprint(library: Library) -> str:
     """Changes with anything besides a record's bytes that its row depends on: the library's
     syntax and encoding, the schema, the keys and the code of `transforms`."""
-    settings = f"{library.id}|{library.syntax}|{library.encoding}|{schema.SCHEMA_VERSION}|{normalise.KEYS_VERSION}"
-    return hashlib.sha256(f"{settings}|{_transforms_code()}".encode()).hexdigest()
+    return hashlib.sha256(f"{library.id}|{_reading(library)}|{_transforms_code()}".encode()).hexdigest()
 
 
 @dataclass
@@ -120,7 +125,6 @@ class _Previous:
         return cls(records, known, by_key)
 
 
-_HOLDING_COLUMNS = ("call_number", "location", "copies", "available")
 _DIGEST_BATCH = 65_536
 
 
@@ -151,7 +155,7 @@ class _Replay:
         self.position: dict[str, int] = {}  # record_key → row number of its live version
         self.origin: dict[str, Path] = {}
         self.superseded: set[int] = set()
-        self.holdings: dict[str, list[tuple]] = {}  # record_key → (call_number, location, copies, available)…
+        self.holdings: dict[str, list[tuple]] = {}  # record_key → holding rows (_HOLDING_COLUMNS)
         self.by_oai_identifier: dict[str, str] = {}
         self.quarantine: list[dict] = []
         self.updated = self.deleted = self.holdings_records = 0
@@ -257,9 +261,9 @@ class _Replay:
     def holdings_table(self) -> pa.Table:
         keys = [key for key, rows in self.holdings.items() for _ in rows]
         rows = [row for rows in self.holdings.values() for row in rows]
-        columns = dict(zip(("call_number", "location", "copies", "available"), zip(*rows))) if rows else {}
+        columns = dict(zip(_HOLDING_COLUMNS, zip(*rows))) if rows else {}
         return pa.table({"record_key": keys, "library_id": [self.library_id] * len(keys),
-                         **{name: columns.get(name, ()) for name in ("call_number", "location", "copies", "available")}},
+                         **{name: columns.get(name, ()) for name in _HOLDING_COLUMNS}},
                         schema=schema.HOLDINGS)
 
 
