@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from transforms.bibliographic import Description, to_row
+from transforms.bibliographic import description, to_row
 from transforms.readers import Accepted, read_iso2709
 from unioncat import schema
 
@@ -49,12 +49,12 @@ def dblp_acm(shared_data: Path) -> Labelled:
         with open(folder / "leipzig_original" / name, newline="", encoding=encoding) as handle:
             for r in csv.DictReader(handle):
                 r = {k: html.unescape(v) for k, v in r.items()}  # ACM.csv writes names as &#228; entities
-                description = Description(
+                described = description(
                     local_id=r["id"].strip(), title=r["title"].strip(), date_text=r["year"],
                     authors=[a.strip() for a in r["authors"].split(",") if a.strip()],
                     series=r["venue"].strip(), material_type="article",
                 )
-                rows.append({**to_row(description, library_id=library, source_format="csv"), "status": "active"})
+                rows.append({**to_row(described, library_id=library, source_format="csv"), "status": "active"})
     truth = {r["record_key"]: r["record_key"] for r in rows}
     with open(folder / "DBLP-ACM_perfectMapping.derived_from_pyjedai_D4.csv", newline="", encoding="utf-8") as handle:
         for pair in csv.DictReader(handle):

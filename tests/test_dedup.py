@@ -14,7 +14,7 @@ from dedup.datasets import rows_table
 from dedup.evaluate import evaluate
 from dedup.features import chinese_number, edition_key, surname, volume_key, work_title_key
 from dedup.stage import load_rows, run
-from transforms.bibliographic import Description, to_row
+from transforms.bibliographic import description, to_row
 
 SET_ISBN = "978-7-02-000220-7"
 
@@ -22,9 +22,9 @@ SET_ISBN = "978-7-02-000220-7"
 def book(key: str, title: str, *, isbn: str | None = SET_ISBN, authors=("曹雪芹",), publisher="人民文学出版社",
          year="2010", pages="320页", **fields) -> dict:
     library, local_id = key.split(":")
-    description = Description(local_id=local_id, title=title, isbn_raw=[isbn] if isbn else [], authors=list(authors),
-                              publisher=publisher, date_text=year, extent=pages, language="chi", **fields)
-    return {**to_row(description, library_id=library, source_format="cnmarc"), "status": "active"}
+    described = description(local_id=local_id, title=title, isbn_raw=[isbn] if isbn else [], authors=list(authors),
+                            publisher=publisher, date_text=year, extent=pages, language="chi", **fields)
+    return {**to_row(described, library_id=library, source_format="cnmarc"), "status": "active"}
 
 
 def dedup(rows: list[dict], tmp_path, levels: dict | None = None) -> dict[str, str]:

@@ -1,9 +1,10 @@
 /* The transform's hot loops in C: cutting a well-formed ISO 2709 record into
  * its fields, decoding the fields a mapping reads into the `MarcRecord`
- * dictionaries, trimming a subfield value for display (`clean`) and taking the
- * canonical fields a mapping reads as they are from the subfield index (`pick`).
- * transforms/iso2709.py, encoding.py and bibliographic.py hold the same logic
- * in Python, used when this module is not built and for every record this
+ * dictionaries, trimming a subfield value for display (`clean`), taking the
+ * canonical fields a mapping reads as they are from the subfield index (`pick`)
+ * and the CNMARC/UNIMARC and MARC21 mappings themselves (`describe_*`).
+ * transforms/iso2709.py, encoding.py, bibliographic.py, cnmarc.py and marc21.py
+ * hold the same logic in Python, used when this module is not built and for every record this
  * module declines (returns None for); tests check that both give identical
  * results on the test corpus and on generated strings.
  *
@@ -679,12 +680,8 @@ done:
 
 /* names(fields, tags, codes, unimarc) -> list[str]: the names of the fields `tags` (tag after
  * tag, fields in record order) from their subfields `codes`, role words cut, each once. */
-static PyObject *names(PyObject *module, PyObject *args)
+static PyObject *names_of(PyObject *fields, PyObject *tags, PyObject *codes, int unimarc)
 {
-    PyObject *fields, *tags, *codes;
-    int unimarc;
-    if (!PyArg_ParseTuple(args, "O!O!Up", &PyDict_Type, &fields, &PyTuple_Type, &tags, &codes, &unimarc))
-        return NULL;
     PyObject *authors = PyList_New(0);
     for (Py_ssize_t t = 0; authors != NULL && t < PyTuple_GET_SIZE(tags); t++) {
         PyObject *texts = PyDict_GetItemWithError(fields, PyTuple_GET_ITEM(tags, t));
@@ -713,6 +710,15 @@ static PyObject *names(PyObject *module, PyObject *args)
         }
     }
     return authors;
+}
+
+static PyObject *names(PyObject *module, PyObject *args)
+{
+    PyObject *fields, *tags, *codes;
+    int unimarc;
+    if (!PyArg_ParseTuple(args, "O!O!Up", &PyDict_Type, &fields, &PyTuple_Type, &tags, &codes, &unimarc))
+        return NULL;
+    return names_of(fields, tags, codes, unimarc);
 }
 
 /* ---- isbn13: the valid ISBN-13 in a text (transforms/isbn.py) ---- */
@@ -813,6 +819,493 @@ static PyObject *han_share(PyObject *module, PyObject *text)
     return PyFloat_FromDouble(non_ascii ? (double)han / (double)non_ascii : 1.0);
 }
 
+/* ---- describe: a MARC record's description (transforms/cnmarc.py, transforms/marc21.py) ----
+ *
+ * The dict the Python mappings build (bibliographic.description), from a MarcRecord's fields,
+ * subfield index and leader. The mapping tables (pick specs, name tags, the Holding class) come
+ * from the Python modules in `spec`, so that they are written once. None, for the Python to
+ * describe the record, when a number is written with non-ASCII digits, when a title holds
+ * UNIMARC's non-sorting markers, or when the leader is short. */
+
+enum {
+    K_LOCAL_ID, K_DATESTAMP, K_TITLE, K_SORT_TITLE, K_RESPONSIBILITY, K_AUTHORS, K_MATERIAL_TYPE, K_HOLDINGS,
+    K_DATE_TEXT, K_LANGUAGE, K_FIXED, K_COPIES, K_CALL_NUMBER, K_LOCATION, K_CLC, K_SUBJECTS,
+    T_001, T_005, T_008, T_200, T_245, T_852, T_905, T_906, T_AVA, T_041A,
+    M_ELECTRONIC, M_SERIAL, M_GAZETTEER, M_ANCIENT_BOOK, M_MONOGRAPH, M_OTHER,
+    S_EMPTY, S_K29, S_LOCAL_GAZETTEER, S_SEMICOLON,
+    NAME_COUNT
+};
+static const char *const name_texts[NAME_COUNT] = {
+    "local_id", "datestamp", "title", "sort_title", "responsibility", "authors", "material_type", "holdings",
+    "date_text", "language", "fixed", "copies", "call_number", "location", "clc", "subjects",
+    "001", "005", "008", "200", "245", "852", "905", "906", "AVA", "041a",
+    "electronic", "serial", "gazetteer", "ancient_book", "monograph", "other",
+    "", "K29", "地方志", " ; ",
+};
+static PyObject *name_objects[NAME_COUNT];
+#define NAME(n) (name_objects[n])
+
+static int make_names(void)
+{
+    for (int i = 0; i < NAME_COUNT; i++)
+        if (name_objects[i] == NULL && (name_objects[i] = PyUnicode_InternFromString(name_texts[i])) == NULL)
+            return -1;
+    return 0;
+}
+
+/* A CNMARC gazetteer's title ends with one of these (cnmarc._GAZETTEER_ENDINGS). */
+static const char *const gazetteer_endings[] = {"志", "志稿", "志略", "年鉴", NULL};
+
+/* fields[tag][0], borrowed; NULL without an error when the record has no such field. */
+static PyObject *first_of(PyObject *fields, PyObject *tag)
+{
+    PyObject *texts = PyDict_GetItemWithError(fields, tag);
+    if (texts == NULL || !PyList_Check(texts) || PyList_GET_SIZE(texts) == 0)
+        return NULL;
+    return PyList_GET_ITEM(texts, 0);
+}
+
+/* text without white space at either end (str.strip()): a new reference. */
+static PyObject *stripped(PyObject *text)
+{
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t start = 0, end = PyUnicode_GET_LENGTH(text);
+    while (start < end && Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, start)))
+        start++;
+    while (end > start && Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, end - 1)))
+        end--;
+    return PyUnicode_Substring(text, start, end);
+}
+
+/* MarcRecord.control(tag): the first field's text stripped, None when absent or a data field. */
+static PyObject *control_of(PyObject *fields, PyObject *tag)
+{
+    PyObject *text = first_of(fields, tag);
+    if (text == NULL)
+        return PyErr_Occurred() ? NULL : (Py_INCREF(Py_None), Py_None);
+    Py_ssize_t found = PyUnicode_FindChar(text, SUBFIELD_DELIMITER, 0, PyUnicode_GET_LENGTH(text), 1);
+    if (found == -2)
+        return NULL;
+    return found >= 0 ? (Py_INCREF(Py_None), Py_None) : stripped(text);
+}
+
+/* marc.subfield(text, code): the first value of subfield `code`, None without one (or without text). */
+static PyObject *subfield_of(PyObject *text, Py_UCS4 code)
+{
+    if (text == NULL)
+        Py_RETURN_NONE;
+    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
+    Py_ssize_t start = PyUnicode_FindChar(text, SUBFIELD_DELIMITER, 0, length, 1);
+    while (start >= 0) {
+        if (start + 1 < length && PyUnicode_READ_CHAR(text, start + 1) == code) {
+            Py_ssize_t end = start + 2 <= length ? PyUnicode_FindChar(text, SUBFIELD_DELIMITER, start + 2, length, 1) : -1;
+            if (end == -2)
+                return NULL;
+            return PyUnicode_Substring(text, start + 2, end >= 0 ? end : length);
+        }
+        start = PyUnicode_FindChar(text, SUBFIELD_DELIMITER, start + 1, length, 1);
+    }
+    if (start == -2)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* Whether text holds a non-ASCII character that str.isdigit takes for a digit (int() may not read it). */
+static int has_other_digits(PyObject *text)
+{
+    if (PyUnicode_IS_ASCII(text))
+        return 0;
+    for (Py_ssize_t i = 0; i < PyUnicode_GET_LENGTH(text); i++) {
+        Py_UCS4 c = PyUnicode_READ_CHAR(text, i);
+        if (c >= 0x80 && Py_UNICODE_ISDIGIT(c))
+            return 1;
+    }
+    return 0;
+}
+
+/* cnmarc._int(text): its ASCII digits read as one number, None without any. */
+static PyObject *number_of_digits(PyObject *text)
+{
+    Py_ssize_t length = PyUnicode_GET_LENGTH(text), count = 0;
+    char *digits = PyMem_Malloc(length + 1);
+    if (digits == NULL)
+        return PyErr_NoMemory();
+    for (Py_ssize_t i = 0; i < length; i++) {
+        Py_UCS4 c = PyUnicode_READ_CHAR(text, i);
+        if (c >= '0' && c <= '9')
+            digits[count++] = (char)c;
+    }
+    digits[count] = 0;
+    PyObject *number = count ? PyLong_FromString(digits, NULL, 10) : (Py_INCREF(Py_None), Py_None);
+    PyMem_Free(digits);
+    return number;
+}
+
+/* Set d[key] = value, taking over the reference to value (NULL: an error already set). */
+static int set_taken(PyObject *d, PyObject *key, PyObject *value)
+{
+    if (value == NULL)
+        return -1;
+    int status = PyDict_SetItem(d, key, value);
+    Py_DECREF(value);
+    return status;
+}
+
+/* The picked dict's `fixed` (100$a, 008), removed from it: a new reference, "" when absent. */
+static PyObject *pop_fixed(PyObject *d)
+{
+    PyObject *fixed = PyDict_GetItemWithError(d, NAME(K_FIXED));
+    if (fixed == NULL && PyErr_Occurred())
+        return NULL;
+    fixed = fixed != NULL && fixed != Py_None ? fixed : NAME(S_EMPTY);
+    Py_INCREF(fixed);
+    if (PyDict_DelItem(d, NAME(K_FIXED)) < 0)
+        PyErr_Clear();  /* not there: nothing to remove */
+    return fixed;
+}
+
+/* d["date_text"] = d["date_text"] or fixed[start:start + 4]. */
+static int date_text_or_fixed(PyObject *d, PyObject *fixed, Py_ssize_t start)
+{
+    PyObject *date_text = PyDict_GetItemWithError(d, NAME(K_DATE_TEXT));
+    if (date_text == NULL && PyErr_Occurred())
+        return -1;
+    if (date_text != NULL && date_text != Py_None && PyUnicode_GET_LENGTH(date_text) > 0)
+        return 0;
+    return set_taken(d, NAME(K_DATE_TEXT), PyUnicode_Substring(fixed, start, start + 4));
+}
+
+/* The title proper (first field's $a) cleaned, as d["title"]; `*raw` gets the raw $a (a new
+ * reference). */
+static int set_title(PyObject *d, PyObject *title_field, PyObject **raw)
+{
+    *raw = subfield_of(title_field, 'a');
+    if (*raw == NULL)
+        return -1;
+    return set_taken(d, NAME(K_TITLE), clean(NULL, *raw));
+}
+
+static int holds_non_sorting_marker(PyObject *raw_title)
+{
+    return raw_title != Py_None && PyUnicode_FindChar(raw_title, 0x88, 0, PyUnicode_GET_LENGTH(raw_title), 1) >= 0;
+}
+
+/* cnmarc: the 200 fields' $f $g, each field's joined and cleaned, joined by " ; " (None for none). */
+static PyObject *unimarc_responsibility(PyObject *fields, PyObject *spec)
+{
+    PyObject *texts = PyDict_GetItemWithError(fields, NAME(T_200));
+    if (texts == NULL)
+        return PyErr_Occurred() ? NULL : (Py_INCREF(Py_None), Py_None);
+    PyObject *item = PyTuple_GET_ITEM(spec, 0);
+    PyObject *parts = PyList_New(0);
+    for (Py_ssize_t i = 0; parts != NULL && i < PyList_GET_SIZE(texts); i++) {
+        PyObject *joined = picked(PyList_GET_ITEM(texts, i), PyTuple_GET_ITEM(item, 1), PyLong_AsLong(PyTuple_GET_ITEM(item, 2)),
+                                  PyTuple_GET_ITEM(item, 3));
+        PyObject *part = joined ? clean(NULL, joined) : NULL;
+        Py_XDECREF(joined);
+        if (part == NULL || (part != Py_None && PyList_Append(parts, part) < 0))
+            Py_CLEAR(parts);
+        Py_XDECREF(part);
+    }
+    if (parts == NULL)
+        return NULL;
+    PyObject *result = PyList_GET_SIZE(parts) ? PyUnicode_Join(NAME(S_SEMICOLON), parts) : (Py_INCREF(Py_None), Py_None);
+    Py_DECREF(parts);
+    return result;
+}
+
+static int any_starts_with(PyObject *texts, PyObject *prefix)
+{
+    for (Py_ssize_t i = 0; texts != Py_None && i < PyList_GET_SIZE(texts); i++)
+        if (PyUnicode_Tailmatch(PyList_GET_ITEM(texts, i), prefix, 0, PY_SSIZE_T_MAX, -1) == 1)
+            return 1;
+    return 0;
+}
+
+static int any_contains(PyObject *texts, PyObject *part)
+{
+    for (Py_ssize_t i = 0; texts != Py_None && i < PyList_GET_SIZE(texts); i++)
+        if (PyUnicode_Find(PyList_GET_ITEM(texts, i), part, 0, PY_SSIZE_T_MAX, 1) >= 0)
+            return 1;
+    return 0;
+}
+
+static int ends_with_any(PyObject *title, const char *const *endings)
+{
+    for (int e = 0; title != Py_None && endings[e] != NULL; e++) {
+        PyObject *ending = PyUnicode_FromString(endings[e]);
+        int found = ending ? PyUnicode_Tailmatch(title, ending, 0, PY_SSIZE_T_MAX, 1) : -1;
+        Py_XDECREF(ending);
+        if (found != 0)
+            return found;
+    }
+    return 0;
+}
+
+/* cnmarc._material_type: a borrowed name; NULL with *declined set when a year has other digits. */
+static PyObject *unimarc_material_type(PyObject *leader, PyObject *d, PyObject *fixed, int *declined)
+{
+    Py_UCS4 type = PyUnicode_READ_CHAR(leader, 6), level = PyUnicode_READ_CHAR(leader, 7);
+    if (type == 'l')
+        return NAME(M_ELECTRONIC);
+    if (level == 's')
+        return NAME(M_SERIAL);
+    PyObject *title = PyDict_GetItem(d, NAME(K_TITLE));
+    PyObject *clc = PyDict_GetItem(d, NAME(K_CLC)), *subjects = PyDict_GetItem(d, NAME(K_SUBJECTS));
+    if (title == NULL || clc == NULL || subjects == NULL) {
+        PyErr_SetString(PyExc_KeyError, "describe_unimarc: the picked spec lacks clc or subjects");
+        return NULL;
+    }
+    int ending = ends_with_any(title, gazetteer_endings);
+    if (ending < 0)
+        return NULL;
+    if ((ending && any_starts_with(clc, NAME(S_K29))) || any_contains(subjects, NAME(S_LOCAL_GAZETTEER)))
+        return NAME(M_GAZETTEER);
+    if (type == 'a') {
+        Py_ssize_t length = PyUnicode_GET_LENGTH(fixed);
+        Py_ssize_t end = length < 13 ? length : 13, year = 0;
+        int digits = end > 9;
+        for (Py_ssize_t i = 9; i < end; i++) {
+            Py_UCS4 c = PyUnicode_READ_CHAR(fixed, i);
+            if (c >= 0x80 && Py_UNICODE_ISDIGIT(c)) {
+                *declined = 1;
+                return NULL;
+            }
+            digits = digits && c >= '0' && c <= '9';
+            year = year * 10 + (Py_ssize_t)(c - '0');
+        }
+        if (digits && year < 1912)
+            return NAME(M_ANCIENT_BOOK);
+    }
+    return type == 'a' || type == 'b' ? NAME(M_MONOGRAPH) : NAME(M_OTHER);
+}
+
+/* cnmarc._holdings: a Holding(call_number, location, copies) per 905, 906 and AVA field. */
+static PyObject *unimarc_holdings(PyObject *fields, PyObject *shelf, PyObject *aleph_shelf, PyObject *holding, int *declined)
+{
+    PyObject *holdings = PyList_New(0);
+    int tags[] = {T_905, T_906, T_AVA};
+    for (int t = 0; holdings != NULL && t < 3; t++) {
+        PyObject *texts = PyDict_GetItemWithError(fields, NAME(tags[t]));
+        if (texts == NULL && PyErr_Occurred())
+            Py_CLEAR(holdings);
+        for (Py_ssize_t i = 0; holdings != NULL && texts != NULL && i < PyList_GET_SIZE(texts); i++) {
+            PyObject *taken = pick_from(PyList_GET_ITEM(texts, i), tags[t] == T_AVA ? aleph_shelf : shelf);
+            PyObject *copies = taken ? PyDict_GetItem(taken, NAME(K_COPIES)) : NULL;
+            PyObject *number = NULL, *made = NULL;
+            if (copies != NULL && PyList_GET_SIZE(copies) > 0 && has_other_digits(PyList_GET_ITEM(copies, 0)))
+                *declined = 1;
+            else if (copies != NULL)
+                number = PyList_GET_SIZE(copies) ? number_of_digits(PyList_GET_ITEM(copies, 0)) : (Py_INCREF(Py_None), Py_None);
+            if (number != NULL)
+                made = PyObject_CallFunctionObjArgs(holding, PyDict_GetItem(taken, NAME(K_CALL_NUMBER)),
+                                                    PyDict_GetItem(taken, NAME(K_LOCATION)), number, NULL);
+            if (made == NULL || PyList_Append(holdings, made) < 0)
+                Py_CLEAR(holdings);
+            Py_XDECREF(made);
+            Py_XDECREF(number);
+            Py_XDECREF(taken);
+        }
+    }
+    return holdings;
+}
+
+static int set_controls(PyObject *d, PyObject *fields)
+{
+    if (set_taken(d, NAME(K_LOCAL_ID), control_of(fields, NAME(T_001))) < 0)
+        return -1;
+    return set_taken(d, NAME(K_DATESTAMP), control_of(fields, NAME(T_005)));
+}
+
+static int spec_ok(PyObject *spec, Py_ssize_t size, PyObject *leader)
+{
+    if (make_names() < 0)
+        return -1;
+    if (PyTuple_GET_SIZE(spec) != size || !PyTuple_Check(PyTuple_GET_ITEM(spec, 0))) {
+        PyErr_SetString(PyExc_TypeError, "describe: a spec of the wrong shape");
+        return -1;
+    }
+    return PyUnicode_GET_LENGTH(leader) >= LEADER_LENGTH;
+}
+
+/* describe_unimarc(fields, index, leader, spec) -> dict | None: cnmarc.python_describe;
+ * spec = (picked, responsibility, shelf, Aleph shelf, Holding, name tags, name codes). */
+static PyObject *describe_unimarc(PyObject *module, PyObject *args)
+{
+    PyObject *fields, *index, *leader, *spec, *raw_title = NULL, *fixed = NULL;
+    if (!PyArg_ParseTuple(args, "O!O!UO!", &PyDict_Type, &fields, &PyDict_Type, &index, &leader, &PyTuple_Type, &spec))
+        return NULL;
+    int ok = spec_ok(spec, 7, leader), declined = 0;
+    if (ok <= 0)
+        return ok < 0 ? NULL : (Py_INCREF(Py_None), Py_None);
+    PyObject *d = pick_from(index, PyTuple_GET_ITEM(spec, 0));
+    if (d == NULL || (fixed = pop_fixed(d)) == NULL || date_text_or_fixed(d, fixed, 9) < 0)
+        goto fail;
+    if (set_title(d, first_of(fields, NAME(T_200)), &raw_title) < 0)
+        goto fail;
+    if (holds_non_sorting_marker(raw_title))
+        goto declined;
+    if (PyDict_SetItem(d, NAME(K_SORT_TITLE), PyDict_GetItem(d, NAME(K_TITLE))) < 0
+        || set_taken(d, NAME(K_RESPONSIBILITY), unimarc_responsibility(fields, PyTuple_GET_ITEM(spec, 1))) < 0
+        || set_taken(d, NAME(K_AUTHORS), names_of(fields, PyTuple_GET_ITEM(spec, 5), PyTuple_GET_ITEM(spec, 6), 1)) < 0)
+        goto fail;
+    PyObject *material = unimarc_material_type(leader, d, fixed, &declined);
+    if (material == NULL)
+        goto maybe_declined;
+    PyObject *holdings = PyDict_SetItem(d, NAME(K_MATERIAL_TYPE), material) < 0 ? NULL :
+        unimarc_holdings(fields, PyTuple_GET_ITEM(spec, 2), PyTuple_GET_ITEM(spec, 3), PyTuple_GET_ITEM(spec, 4), &declined);
+    if (holdings == NULL)
+        goto maybe_declined;
+    if (set_taken(d, NAME(K_HOLDINGS), holdings) < 0 || set_controls(d, fields) < 0)
+        goto fail;
+    Py_DECREF(raw_title);
+    Py_DECREF(fixed);
+    return d;
+maybe_declined:
+    if (!declined)
+        goto fail;
+declined:
+    PyErr_Clear();
+    Py_XDECREF(d);
+    Py_XDECREF(raw_title);
+    Py_XDECREF(fixed);
+    Py_RETURN_NONE;
+fail:
+    Py_XDECREF(d);
+    Py_XDECREF(raw_title);
+    Py_XDECREF(fixed);
+    return NULL;
+}
+
+/* marc21._nonfiling: 245 ind2 as a number (0 when not a digit); -1 for a non-ASCII digit. */
+static Py_ssize_t nonfiling_characters(PyObject *title_field)
+{
+    if (title_field == NULL)
+        return 0;
+    Py_ssize_t length = PyUnicode_GET_LENGTH(title_field);
+    Py_ssize_t head = PyUnicode_FindChar(title_field, SUBFIELD_DELIMITER, 0, length, 1);
+    if (head < 0)
+        head = length;
+    if (head < 2)
+        return 0;
+    Py_UCS4 c = PyUnicode_READ_CHAR(title_field, 1);
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    return c >= 0x80 && Py_UNICODE_ISDIGIT(c) ? -1 : 0;
+}
+
+/* bibliographic.sorting_title for a title without non-sorting markers: the title, or the raw
+ * title without its first `nonfiling` characters, cleaned. */
+static PyObject *sorting_title_of(PyObject *raw_title, PyObject *title, Py_ssize_t nonfiling)
+{
+    if (raw_title == Py_None || nonfiling == 0) {
+        Py_INCREF(title);
+        return title;
+    }
+    Py_ssize_t length = PyUnicode_GET_LENGTH(raw_title);
+    PyObject *rest = nonfiling < length ? PyUnicode_Substring(raw_title, nonfiling, length) : (Py_INCREF(raw_title), raw_title);
+    PyObject *result = rest ? clean(NULL, rest) : NULL;
+    Py_XDECREF(rest);
+    return result;
+}
+
+/* marc21._language: 008/35-37 stripped, else the first 041 $a cleaned. */
+static PyObject *marc21_language(PyObject *fixed, PyObject *index)
+{
+    PyObject *code = PyUnicode_Substring(fixed, 35, 38);
+    PyObject *result = code ? stripped(code) : NULL;
+    Py_XDECREF(code);
+    if (result == NULL || PyUnicode_GET_LENGTH(result) > 0)
+        return result;
+    Py_DECREF(result);
+    PyObject *values = PyDict_GetItemWithError(index, NAME(T_041A));
+    if (values == NULL || PyList_GET_SIZE(values) == 0)
+        return PyErr_Occurred() ? NULL : (Py_INCREF(Py_None), Py_None);
+    return clean(NULL, PyList_GET_ITEM(values, 0));
+}
+
+/* marc21._material_type: a borrowed name. */
+static PyObject *marc21_material_type(PyObject *leader, PyObject *fixed)
+{
+    Py_UCS4 type = PyUnicode_READ_CHAR(leader, 6), level = PyUnicode_READ_CHAR(leader, 7);
+    Py_UCS4 form = PyUnicode_GET_LENGTH(fixed) > 23 ? PyUnicode_READ_CHAR(fixed, 23) : 0;
+    int textual = type == 'a' || type == 't';
+    if (type == 'm' || (textual && (form == 'o' || form == 's' || form == 'q')))
+        return NAME(M_ELECTRONIC);
+    if (!textual)
+        return NAME(M_OTHER);
+    if (level == 'm' || level == 'a' || level == 'c')
+        return NAME(M_MONOGRAPH);
+    return level == 's' || level == 'i' ? NAME(M_SERIAL) : NAME(M_OTHER);
+}
+
+/* marc21.holdings: a Holding(**picked) per 852 field. */
+static PyObject *marc21_holdings(PyObject *fields, PyObject *shelf, PyObject *holding)
+{
+    PyObject *texts = PyDict_GetItemWithError(fields, NAME(T_852));
+    if (texts == NULL && PyErr_Occurred())
+        return NULL;
+    PyObject *holdings = PyList_New(0), *no_arguments = PyTuple_New(0);
+    for (Py_ssize_t i = 0; holdings != NULL && no_arguments != NULL && texts != NULL && i < PyList_GET_SIZE(texts); i++) {
+        PyObject *taken = pick_from(PyList_GET_ITEM(texts, i), shelf);
+        PyObject *made = taken ? PyObject_Call(holding, no_arguments, taken) : NULL;
+        if (made == NULL || PyList_Append(holdings, made) < 0)
+            Py_CLEAR(holdings);
+        Py_XDECREF(made);
+        Py_XDECREF(taken);
+    }
+    if (no_arguments == NULL)
+        Py_CLEAR(holdings);
+    Py_XDECREF(no_arguments);
+    return holdings;
+}
+
+/* describe_marc21(fields, index, leader, spec) -> dict | None: marc21.python_describe;
+ * spec = (picked, shelf, Holding, name tags, name codes). */
+static PyObject *describe_marc21(PyObject *module, PyObject *args)
+{
+    PyObject *fields, *index, *leader, *spec, *raw_title = NULL, *fixed = NULL;
+    if (!PyArg_ParseTuple(args, "O!O!UO!", &PyDict_Type, &fields, &PyDict_Type, &index, &leader, &PyTuple_Type, &spec))
+        return NULL;
+    int ok = spec_ok(spec, 5, leader);
+    if (ok <= 0)
+        return ok < 0 ? NULL : (Py_INCREF(Py_None), Py_None);
+    PyObject *title_field = first_of(fields, NAME(T_245));
+    Py_ssize_t nonfiling = nonfiling_characters(title_field);
+    if (nonfiling < 0 || PyErr_Occurred())
+        return PyErr_Occurred() ? NULL : (Py_INCREF(Py_None), Py_None);
+    PyObject *d = pick_from(index, PyTuple_GET_ITEM(spec, 0));
+    if (d == NULL || set_title(d, title_field, &raw_title) < 0)
+        goto fail;
+    if (holds_non_sorting_marker(raw_title)) {
+        Py_DECREF(d);
+        Py_DECREF(raw_title);
+        Py_RETURN_NONE;
+    }
+    fixed = control_of(fields, NAME(T_008));
+    if (fixed == Py_None) {
+        Py_SETREF(fixed, NAME(S_EMPTY));
+        Py_INCREF(fixed);
+    }
+    if (fixed == NULL || date_text_or_fixed(d, fixed, 7) < 0
+        || set_taken(d, NAME(K_SORT_TITLE), sorting_title_of(raw_title, PyDict_GetItem(d, NAME(K_TITLE)), nonfiling)) < 0
+        || set_taken(d, NAME(K_AUTHORS), names_of(fields, PyTuple_GET_ITEM(spec, 3), PyTuple_GET_ITEM(spec, 4), 0)) < 0
+        || set_taken(d, NAME(K_LANGUAGE), marc21_language(fixed, index)) < 0
+        || PyDict_SetItem(d, NAME(K_MATERIAL_TYPE), marc21_material_type(leader, fixed)) < 0
+        || set_taken(d, NAME(K_HOLDINGS), marc21_holdings(fields, PyTuple_GET_ITEM(spec, 1), PyTuple_GET_ITEM(spec, 2))) < 0
+        || set_controls(d, fields) < 0)
+        goto fail;
+    Py_DECREF(raw_title);
+    Py_DECREF(fixed);
+    return d;
+fail:
+    Py_XDECREF(d);
+    Py_XDECREF(raw_title);
+    Py_XDECREF(fixed);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"han_share", han_share, METH_O, "han_share(text) -> float: the share of non-ASCII characters that are Han or CJK punctuation"},
     {"split_fields", split_fields, METH_O, "split_fields(record) -> (tags, datas) | None: the fields of a well-formed ISO 2709 record"},
@@ -824,6 +1317,9 @@ static PyMethodDef methods[] = {
     {"isbn13", isbn13, METH_O, "isbn13(text) -> str | None: the valid ISBN-13 in a text, an ISBN-10 converted"},
     {"pick", pick, METH_VARARGS, "pick(index, spec) -> dict: canonical fields taken from the subfield index"},
     {"pick_in_field", pick_in_field, METH_VARARGS, "pick_in_field(text, spec) -> dict: canonical fields taken from one data field"},
+    {"describe_unimarc", describe_unimarc, METH_VARARGS,
+     "describe_unimarc(fields, index, leader, spec) -> dict | None: a CNMARC/UNIMARC record's description"},
+    {"describe_marc21", describe_marc21, METH_VARARGS, "describe_marc21(fields, index, leader, spec) -> dict | None: a MARC21 record's description"},
     {NULL, NULL, 0, NULL},
 };
 

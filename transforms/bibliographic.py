@@ -1,13 +1,13 @@
 """The canonical description of a record, independent of its MARC flavour.
 
-`cnmarc.py` and `marc21.py` fill a `Description` from a pymarc record; this
+`cnmarc.py` and `marc21.py` fill a description (`description`) from a MARC record; this
 module turns it into the canonical `records` row with keys and quality flags.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from transforms import normalise
 from transforms.isbn import normalise_issn, to_isbn13
@@ -36,30 +36,25 @@ class Holding:
     available: int | None = None
 
 
-@dataclass
-class Description:
-    local_id: str | None = None
-    datestamp: str | None = None
-    isbn_raw: list[str] = field(default_factory=list)
-    issn_raw: list[str] = field(default_factory=list)
-    title: str | None = None
-    sort_title: str | None = None  # title without its leading article, for keys
-    subtitle: str | None = None
-    part_number: str | None = None
-    part_name: str | None = None
-    responsibility: str | None = None
-    authors: list[str] = field(default_factory=list)
-    edition: str | None = None
-    publisher: str | None = None
-    place: str | None = None
-    date_text: str | None = None
-    extent: str | None = None
-    language: str | None = None
-    material_type: str = "other"
-    clc: list[str] = field(default_factory=list)
-    subjects: list[str] = field(default_factory=list)
-    series: str | None = None
-    holdings: list[Holding] = field(default_factory=list)
+# What a mapping takes from a record (`cnmarc.py`, `marc21.py`, `dublin_core.py` fill it and
+# `to_row` turns it into the canonical row): a plain dict with these keys, made by `description`
+# (a dict, not a class: the C mappings in _speedups.c build it directly, at no extra cost).
+_DESCRIPTION_DEFAULTS = {
+    "local_id": None, "datestamp": None, "isbn_raw": list, "issn_raw": list, "title": None,
+    "sort_title": None,  # title without its leading article, for keys
+    "subtitle": None, "part_number": None, "part_name": None, "responsibility": None, "authors": list,
+    "edition": None, "publisher": None, "place": None, "date_text": None, "extent": None, "language": None,
+    "material_type": "other", "clc": list, "subjects": list, "series": None, "holdings": list,
+}
+
+
+def description(**fields) -> dict:
+    """A description with `fields` set and every other key at its default (a new empty list for lists)."""
+    unknown = fields.keys() - _DESCRIPTION_DEFAULTS.keys()
+    if unknown:
+        raise TypeError(f"description() got unknown fields {sorted(unknown)}")
+    return {name: fields[name] if name in fields else default() if default is list else default
+            for name, default in _DESCRIPTION_DEFAULTS.items()}
 
 
 def clean(value: str | None) -> str | None:
@@ -173,55 +168,55 @@ def python_names(fields: dict[str, list[str]], tags: tuple[str, ...], codes: str
 names = python_names if _speedups is None else _speedups.names
 
 
-def to_row(description: Description, *, library_id: str, source_format: str, flags: tuple[str, ...] = ()) -> dict:
+def to_row(description: dict, *, library_id: str, source_format: str, flags: tuple[str, ...] = ()) -> dict:
     """The canonical `records` row (without provenance columns) of a description;
     `flags`: quality flags the reader noticed, added to those found here."""
     flags = list(flags)
     isbn13s = []
-    for raw in description.isbn_raw:
+    for raw in description["isbn_raw"]:
         isbn = to_isbn13(raw)
         if isbn is None:
             flags.append("invalid_isbn")
         elif isbn not in isbn13s:
             isbn13s.append(isbn)
-    title = description.title
+    title = description["title"]
     if not title:
         flags.append("no_title")
-    year = normalise.parse_year(description.date_text)
+    year = normalise.parse_year(description["date_text"])
     if year is None:
         flags.append("no_year")
-    local_id = description.local_id
-    sort_title = description.sort_title or title
-    authors = description.authors
+    local_id = description["local_id"]
+    sort_title = description["sort_title"] or title
+    authors = description["authors"]
     return {
         "record_key": f"{library_id}:{local_id}",
         "library_id": library_id,
         "local_id": local_id,
         "status": "active",
         "source_format": source_format,
-        "datestamp": description.datestamp,
+        "datestamp": description["datestamp"],
         "isbn": isbn13s,
-        "isbn_raw": description.isbn_raw,
-        "issn": [issn for issn in map(normalise_issn, description.issn_raw) if issn] if description.issn_raw else [],
+        "isbn_raw": description["isbn_raw"],
+        "issn": [issn for issn in map(normalise_issn, description["issn_raw"]) if issn] if description["issn_raw"] else [],
         "title": title,
-        "subtitle": description.subtitle,
-        "part_number": description.part_number,
-        "part_name": description.part_name,
-        "responsibility": description.responsibility,
+        "subtitle": description["subtitle"],
+        "part_number": description["part_number"],
+        "part_name": description["part_name"],
+        "responsibility": description["responsibility"],
         "authors": authors,
-        "edition": description.edition,
-        "publisher": description.publisher,
-        "place": description.place,
+        "edition": description["edition"],
+        "publisher": description["publisher"],
+        "place": description["place"],
         "year": year,
-        "pages": normalise.parse_pages(description.extent),
-        "language": description.language,
-        "material_type": description.material_type,
-        "clc": description.clc,
-        "subjects": description.subjects,
-        "series": description.series,
-        "title_key": normalise.title_key(sort_title, description.subtitle) or f"no-title:{library_id}:{local_id}",
+        "pages": normalise.parse_pages(description["extent"]),
+        "language": description["language"],
+        "material_type": description["material_type"],
+        "clc": description["clc"],
+        "subjects": description["subjects"],
+        "series": description["series"],
+        "title_key": normalise.title_key(sort_title, description["subtitle"]) or f"no-title:{library_id}:{local_id}",
         "title_pinyin": normalise.pinyin_key(sort_title),
         "author_key": normalise.author_key(authors[0] if authors else None),
-        "publisher_key": normalise.publisher_key(description.publisher),
+        "publisher_key": normalise.publisher_key(description["publisher"]),
         "quality_flags": sorted(set(flags)) if len(flags) > 1 else flags,
     }

@@ -1,4 +1,4 @@
-"""CNMARC / UNIMARC → `Description`.
+"""CNMARC / UNIMARC → a description.
 
 CNMARC is China's UNIMARC profile: 200 title, 205 edition, 210 publication,
 215 extent, 690 CLC class, 701-712 names, 905/AVA local holdings. Capital
@@ -8,10 +8,12 @@ subfield codes ($A, $F) carry pinyin and are not read as data.
 from __future__ import annotations
 
 from transforms.bibliographic import (
-    CLEANED, FIRST, JOIN, RAW, Description, Holding, clean, join, names, pick, pick_in_field, pick_spec, sorting_title,
+    CLEANED, FIRST, JOIN, RAW, description, Holding, clean, join, names, pick, pick_in_field, pick_spec, sorting_title,
 )
+from transforms.iso2709 import _speedups
 from transforms.marc import MarcRecord, subfield
 
+_NAME_CODES = "ab"  # a name field's parts
 _NAME_TAGS = ("700", "701", "702", "710", "711", "712")
 TAGS = frozenset({"001", "005", "010", "011", "100", "101", "200", "205", "210", "215", "225", "606", "690", "905", "906", "AVA", *_NAME_TAGS})
 _GAZETTEER_ENDINGS = ("志", "志稿", "志略", "年鉴")
@@ -76,20 +78,33 @@ _PICKED = pick_spec([
 _RESPONSIBILITY = pick_spec([("responsibility", JOIN, "fg")])  # $f and $g as they come, not all $f first
 
 
-def describe(record: MarcRecord) -> Description:
+def python_describe(record: MarcRecord) -> dict:
+    """The description of a record (`describe` is the same in C, for the records it takes)."""
     picked = pick(record.subfield_index(), _PICKED)
     fixed = picked.pop("fixed") or ""
     picked["date_text"] = picked["date_text"] or fixed[9:13]
     raw_title = subfield(record.get("200") or "", "a")
     title = clean(raw_title)
-    return Description(
+    return description(
         local_id=record.control("001"),
         datestamp=record.control("005"),
         title=title,
         sort_title=sorting_title(raw_title, title),
         responsibility=join([pick_in_field(text, _RESPONSIBILITY)["responsibility"] for text in record.get_fields("200")]),
-        authors=names(record.fields, _NAME_TAGS, "ab", True),
+        authors=names(record.fields, _NAME_TAGS, _NAME_CODES, True),
         material_type=_material_type(record.leader, picked["clc"], picked["subjects"], title, fixed),
         holdings=_holdings(record),
         **picked,
     )
+
+
+# What describe_unimarc in transforms/_speedups.c reads besides the record: the tables above.
+_C_SPEC = (_PICKED, _RESPONSIBILITY, _SHELF["905"], _SHELF["AVA"], Holding, _NAME_TAGS, _NAME_CODES)
+
+
+def describe(record: MarcRecord) -> dict:
+    if _speedups is not None:
+        described = _speedups.describe_unimarc(record.fields, record.subfield_index(), record.leader, _C_SPEC)
+        if described is not None:
+            return described
+    return python_describe(record)

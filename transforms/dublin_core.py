@@ -1,4 +1,4 @@
-"""oai_dc (simple Dublin Core) → `Description`: what an OAI-PMH repository
+"""oai_dc (simple Dublin Core) → a description: what an OAI-PMH repository
 offers when it has no MARC. Thin by nature: title, creators, publisher, date,
 identifiers (ISBN/ISSN when recognisable), language, subjects, type."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from transforms.bibliographic import Description, clean, strip_role
+from transforms.bibliographic import description, clean, strip_role
 
 _ISBN = re.compile(r"(?:ISBN[:\s]*)?((?:97[89][\s-]?)?(?:\d[\s-]?){9}[\dXx])")
 _ISSN = re.compile(r"ISSN[:\s]*(\d{4}-?\d{3}[\dXx])", re.IGNORECASE)
@@ -16,13 +16,13 @@ def _texts(dc, name: str) -> list[str]:
     return [c.text.strip() for c in dc if isinstance(c.tag, str) and c.tag.rsplit("}", 1)[-1] == name and c.text and c.text.strip()]
 
 
-def describe(dc, oai_identifier: str) -> Description:
+def describe(dc, oai_identifier: str) -> dict:
     identifiers = _texts(dc, "identifier")
     isbns = [m.group(1) for text in identifiers if "isbn" in text.lower() or text.replace("-", "").isdigit() for m in [_ISBN.search(text)] if m]
     issns = [m.group(1) for text in identifiers for m in [_ISSN.search(text)] if m]
     titles = _texts(dc, "title")
     types = " ".join(_texts(dc, "type")).lower()
-    return Description(
+    return description(
         local_id=oai_identifier,
         isbn_raw=isbns,
         issn_raw=issns,

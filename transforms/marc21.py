@@ -1,13 +1,15 @@
-"""MARC21 → `Description`: 020, 245 $a$b$n$p$c, 250, 260/264, 300,
+"""MARC21 → a description: 020, 245 $a$b$n$p$c, 250, 260/264, 300,
 100/110/111/700/710/711, 050/082 classes, 650 subjects, 852 holdings."""
 
 from __future__ import annotations
 
 from transforms.bibliographic import (
-    CLEANED, FIRST, JOIN, RAW, Description, Holding, clean, first, names, pick, pick_in_field, pick_spec, sorting_title,
+    CLEANED, FIRST, JOIN, RAW, description, Holding, clean, first, names, pick, pick_in_field, pick_spec, sorting_title,
 )
+from transforms.iso2709 import _speedups
 from transforms.marc import MarcRecord, indicators, subfield
 
+_NAME_CODES = "ab"  # a name field's parts
 _NAME_TAGS = ("100", "110", "111", "700", "710", "711")
 TAGS = frozenset({
     "001", "004", "005", "008", "020", "022", "041", "050", "082", "245", "250", "260", "264", "300", "490", "650",
@@ -62,21 +64,34 @@ _PICKED = pick_spec([
 ])
 
 
-def describe(record: MarcRecord) -> Description:
+def python_describe(record: MarcRecord) -> dict:
+    """The description of a record (`describe` is the same in C, for the records it takes)."""
     picked = pick(record.subfield_index(), _PICKED)
     title_field = record.get("245") or ""
     raw_title = subfield(title_field, "a")
     title = clean(raw_title)
     fixed = record.control("008") or ""
     picked["date_text"] = picked["date_text"] or fixed[7:11]
-    return Description(
+    return description(
         local_id=record.control("001"),
         datestamp=record.control("005"),
         title=title,
         sort_title=sorting_title(raw_title, title, _nonfiling(title_field)),
-        authors=names(record.fields, _NAME_TAGS, "ab", False),
+        authors=names(record.fields, _NAME_TAGS, _NAME_CODES, False),
         language=_language(record, fixed),
         material_type=_material_type(record.leader, fixed),
         holdings=holdings(record),
         **picked,
     )
+
+
+# What describe_marc21 in transforms/_speedups.c reads besides the record: the tables above.
+_C_SPEC = (_PICKED, _SHELF, Holding, _NAME_TAGS, _NAME_CODES)
+
+
+def describe(record: MarcRecord) -> dict:
+    if _speedups is not None:
+        described = _speedups.describe_marc21(record.fields, record.subfield_index(), record.leader, _C_SPEC)
+        if described is not None:
+            return described
+    return python_describe(record)

@@ -19,7 +19,7 @@ from typing import Iterator
 from lxml import etree
 
 from transforms import cnmarc, dublin_core, marc21
-from transforms.bibliographic import Description, Holding, to_row
+from transforms.bibliographic import Holding, to_row
 from transforms.encoding import EncodingDecision, decide_encoding, decode_record
 from transforms.iso2709 import RecordError, parse_record, split_records
 from transforms.marc import SUBFIELD, MarcRecord, data_field
@@ -93,7 +93,7 @@ def _wanted(fmt: str) -> frozenset[str]:
     return cnmarc.TAGS if fmt in UNIMARC_FAMILY else marc21.TAGS
 
 
-def _describe(record: MarcRecord, fmt: str) -> Description:
+def _describe(record: MarcRecord, fmt: str) -> dict:
     return cnmarc.describe(record) if fmt in UNIMARC_FAMILY else marc21.describe(record)
 
 
@@ -108,11 +108,11 @@ def _result(record: MarcRecord, fmt: str, raw: bytes, decision: EncodingDecision
     return accept(_describe(record, fmt), fmt, raw, decision, library_id, run_id, local_id=local_id, datestamp=datestamp)
 
 
-def accept(description: Description, fmt: str, raw: bytes, decision: EncodingDecision, library_id: str, run_id: str,
+def accept(description: dict, fmt: str, raw: bytes, decision: EncodingDecision, library_id: str, run_id: str,
            *, local_id: str | None = None, datestamp: str | None = None) -> Accepted:
     flags = []
-    if not description.local_id:
-        description.local_id = local_id or "nocn-" + hashlib.sha1(raw).hexdigest()[:16]
+    if not description["local_id"]:
+        description["local_id"] = local_id or "nocn-" + hashlib.sha1(raw).hexdigest()[:16]
         flags.append("no_control_number")
     if decision.errors != "strict":
         flags.append("encoding_errors_replaced")
@@ -126,7 +126,7 @@ def accept(description: Description, fmt: str, raw: bytes, decision: EncodingDec
     row["raw"] = raw
     if datestamp:
         row["datestamp"] = datestamp
-    return Accepted(row, description.holdings)
+    return Accepted(row, description["holdings"])
 
 
 def read_iso2709(data: bytes, *, library_id: str, run_id: str, syntax: str = "auto", encoding: str = "auto",
