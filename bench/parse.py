@@ -82,7 +82,7 @@ def _yaz_marcdump(data: bytes) -> int:
 
 
 KEY_CACHES = (normalise.fold_text, normalise.title_key, normalise.pinyin_key, normalise.author_key,
-              normalise.publisher_key, isbn.to_isbn13)
+              normalise.publisher_key, normalise.parse_year, normalise.parse_pages, isbn.to_isbn13)
 
 
 def timed(function, data: bytes, repeat: int) -> tuple[int, float]:

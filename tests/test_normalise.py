@@ -66,3 +66,15 @@ def test_issn_check_digit():
 @given(st.text(st.characters(max_codepoint=0x17F), max_size=30))
 def test_compact_keys_of_ascii_text_take_the_short_way_to_the_same_key(text):
     assert normalise._compact_key(text) == normalise.fold_text(text).replace(" ", "")
+
+
+def test_folding_han_only_text_is_t2s_alone():
+    """fold_text takes a shortcut for text of CJK unified ideographs only: every such character,
+    and phrases whose conversion depends on their neighbours (乾燥 → 干燥, 乾隆 stays), fold as
+    the general path folds them."""
+    characters = [chr(c) for start, end in ((0x3400, 0x4DC0), (0x4E00, 0xA000)) for c in range(start, end)]
+    phrases = ["乾燥", "乾隆", "頭髮", "後來", "紅樓夢", "中國歷史", "圖書館學", "發展", "皇后", "理髮", "著作權"]
+    for text in characters + phrases:
+        assert normalise._ONLY_UNIFIED_HAN.fullmatch(text)
+        assert normalise._to_simplified().convert(text) == normalise._folded(text), text
+    assert normalise.fold_text("乾燥劑") == "干燥剂" and normalise.fold_text("乾隆") == "乾隆"

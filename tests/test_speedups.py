@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transforms import cnmarc, marc21
+from transforms import cnmarc, marc21, readers
 from transforms import bibliographic
 from transforms.bibliographic import python_clean, python_names, python_pick, python_pick_in_field, python_strip_role
 from transforms.isbn import python_to_isbn13
@@ -153,8 +153,8 @@ def test_decode_fields_decodes_as_bytes_decode_does(codec, data, errors):
 
 def test_mappings_describe_alike_with_the_c_and_the_python_helpers(shared_data, tmp_path, monkeypatch):
     """Every record of the corpus gives the same canonical row and holdings whether the mappings
-    (`describe`) and what they take their fields with (`pick`, `pick_in_field`, `names`) run in C
-    or in Python."""
+    (`describe`), what they take their fields with (`pick`, `pick_in_field`, `names`) and the row
+    builder (`to_row`) run in C or in Python."""
     chunks = _corpus(shared_data, tmp_path)
     data = b"".join(chunks)
     fast = list(read_iso2709(data, library_id="B", run_id="r"))
@@ -163,6 +163,7 @@ def test_mappings_describe_alike_with_the_c_and_the_python_helpers(shared_data, 
                              ("describe", getattr(module, "python_describe", None))):
             if hasattr(module, name):
                 monkeypatch.setattr(module, name, python)
+    monkeypatch.setattr(readers, "to_row", bibliographic.python_to_row)
     slow = list(read_iso2709(data, library_id="B", run_id="r"))
     assert len(fast) == len(slow) > 25_000
     assert sum(hasattr(result, "row") for result in fast) > 25_000
@@ -213,3 +214,19 @@ def test_c_mappings_on_edge_records(mapping, fields, declined):
     assert (fast is None) == declined
     assert fast is None or fast == mapping.python_describe(record)
     assert mapping.describe(record) == mapping.python_describe(record)
+
+
+@pytest.mark.parametrize("fields", [
+    {},
+    {"local_id": "1", "title": "红楼梦", "sort_title": "红楼梦", "isbn_raw": ["7-02-000220-X", "978-7-02-000220-7", "12345"],
+     "issn_raw": ["0317-8471", "bad"], "authors": ["曹雪芹", "高鹗"], "publisher": "人民文学出版社有限公司", "date_text": "1982.3",
+     "extent": "1606页", "subtitle": "校注本"},
+    {"local_id": None, "title": None, "sort_title": "", "date_text": "n.d.", "extent": "1 v.", "isbn_raw": ["bad", "bad"]},
+    {"local_id": "x", "title": "The Title", "sort_title": "Title", "authors": ["Smith, John"], "date_text": "c2015"},
+    {"local_id": "y", "title": "!!!", "material_type": "serial", "holdings": ["kept as they are"]},
+])
+def test_row_in_c_equals_the_python_row(fields):
+    flags = ("encoding_detected",)
+    python = bibliographic.python_to_row(bibliographic.description(**fields), library_id="L1", source_format="cnmarc", flags=flags)
+    fast = _speedups.row(bibliographic.description(**fields), "L1", "cnmarc", flags, bibliographic._ROW_FUNCTIONS)
+    assert fast == python and list(fast) == list(python)

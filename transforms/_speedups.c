@@ -1306,6 +1306,199 @@ fail:
     return NULL;
 }
 
+/* ---- row: a description → the canonical `records` row (bibliographic.python_to_row) ---- */
+
+enum { ROW_ISBN13, ROW_ISSN, ROW_YEAR, ROW_PAGES, ROW_TITLE_KEY, ROW_PINYIN_KEY, ROW_AUTHOR_KEY, ROW_PUBLISHER_KEY, ROW_FUNCTIONS };
+
+/* The interned str of a column or key name given as a C string literal, made once per literal. */
+#define NAMED_CAPACITY 128
+static const char *named_texts[NAMED_CAPACITY];
+static PyObject *named_objects[NAMED_CAPACITY];
+
+static PyObject *named(const char *text)
+{
+    for (int i = 0; i < NAMED_CAPACITY; i++) {
+        if (named_texts[i] == text)
+            return named_objects[i];
+        if (named_texts[i] == NULL) {
+            if ((named_objects[i] = PyUnicode_InternFromString(text)) == NULL)
+                return NULL;
+            named_texts[i] = text;
+            return named_objects[i];
+        }
+    }
+    PyErr_SetString(PyExc_SystemError, "_speedups: more names than NAMED_CAPACITY");
+    return NULL;
+}
+
+/* description[key], borrowed; NULL with a KeyError when missing. */
+static PyObject *described(PyObject *description, const char *key)
+{
+    PyObject *name = named(key);
+    PyObject *value = name ? PyDict_GetItemWithError(description, name) : NULL;
+    if (value == NULL && !PyErr_Occurred())
+        PyErr_Format(PyExc_KeyError, "a description without %s", key);
+    return value;
+}
+
+/* row[name] = value, taking over the reference to value; 0, or -1 (value NULL: an error set). */
+static int put(PyObject *row, const char *name, PyObject *value)
+{
+    if (value == NULL)
+        return -1;
+    PyObject *key = named(name);
+    int status = key ? PyDict_SetItem(row, key, value) : -1;
+    Py_DECREF(value);
+    return status;
+}
+
+/* put() of a borrowed value. */
+static int put_borrowed(PyObject *row, const char *name, PyObject *value)
+{
+    Py_XINCREF(value);
+    return put(row, name, value);
+}
+
+static int append_flag(PyObject *flags, const char *flag)
+{
+    PyObject *text = named(flag);
+    return text ? PyList_Append(flags, text) : -1;
+}
+
+/* The valid ISBN-13s of the raw ISBNs, each once; "invalid_isbn" flagged for each that has none. */
+static PyObject *isbn13s_of(PyObject *raws, PyObject *to_isbn13, PyObject *flags)
+{
+    PyObject *isbns = PyList_New(0);
+    for (Py_ssize_t i = 0; isbns != NULL && i < PyList_GET_SIZE(raws); i++) {
+        PyObject *isbn = PyObject_CallOneArg(to_isbn13, PyList_GET_ITEM(raws, i));
+        int status = isbn == NULL ? -1 : isbn == Py_None ? append_flag(flags, "invalid_isbn") : PySequence_Contains(isbns, isbn);
+        if (status == 0 && isbn != Py_None)
+            status = PyList_Append(isbns, isbn);
+        if (status < 0)
+            Py_CLEAR(isbns);
+        Py_XDECREF(isbn);
+    }
+    return isbns;
+}
+
+/* [issn for issn in map(normalise_issn, raws) if issn] */
+static PyObject *issns_of(PyObject *raws, PyObject *normalise_issn)
+{
+    PyObject *issns = PyList_New(0);
+    for (Py_ssize_t i = 0; issns != NULL && i < PyList_GET_SIZE(raws); i++) {
+        PyObject *issn = PyObject_CallOneArg(normalise_issn, PyList_GET_ITEM(raws, i));
+        int truth = issn ? PyObject_IsTrue(issn) : -1;
+        if (truth < 0 || (truth && PyList_Append(issns, issn) < 0))
+            Py_CLEAR(issns);
+        Py_XDECREF(issn);
+    }
+    return issns;
+}
+
+/* sorted(set(flags)) when there are several, else the flags. */
+static PyObject *quality_flags(PyObject *flags)
+{
+    if (PyList_GET_SIZE(flags) < 2) {
+        Py_INCREF(flags);
+        return flags;
+    }
+    PyObject *unique = PySet_New(flags);
+    PyObject *result = unique ? PySequence_List(unique) : NULL;
+    Py_XDECREF(unique);
+    if (result != NULL && PyList_Sort(result) < 0)
+        Py_CLEAR(result);
+    return result;
+}
+
+/* row(description, library_id, source_format, flags, functions) -> dict: as bibliographic.python_to_row;
+ * functions = (to_isbn13, normalise_issn, parse_year, parse_pages, title_key, pinyin_key, author_key,
+ * publisher_key), the Python key functions and their caches. */
+static PyObject *row(PyObject *module, PyObject *args)
+{
+    PyObject *d, *library_id, *source_format, *given_flags, *functions;
+    if (!PyArg_ParseTuple(args, "O!UOOO!", &PyDict_Type, &d, &library_id, &source_format, &given_flags, &PyTuple_Type, &functions))
+        return NULL;
+    if (PyTuple_GET_SIZE(functions) != ROW_FUNCTIONS) {
+        PyErr_SetString(PyExc_TypeError, "row(): functions of the wrong shape");
+        return NULL;
+    }
+#define FUNCTION(n) PyTuple_GET_ITEM(functions, n)
+    PyObject *isbn_raw = described(d, "isbn_raw"), *issn_raw = described(d, "issn_raw"), *title = described(d, "title");
+    PyObject *date_text = described(d, "date_text"), *local_id = described(d, "local_id"), *authors = described(d, "authors");
+    PyObject *sort_title = described(d, "sort_title"), *subtitle = described(d, "subtitle"), *publisher = described(d, "publisher");
+    PyObject *extent = described(d, "extent");
+    if (PyErr_Occurred())
+        return NULL;
+    if (!PyList_Check(isbn_raw) || !PyList_Check(issn_raw) || !PyList_Check(authors)) {
+        PyErr_SetString(PyExc_TypeError, "row(): isbn_raw, issn_raw and authors must be lists");
+        return NULL;
+    }
+    PyObject *flags = PySequence_List(given_flags), *result = NULL, *isbns = NULL, *year = NULL, *key = NULL;
+    if (flags == NULL || (isbns = isbn13s_of(isbn_raw, FUNCTION(ROW_ISBN13), flags)) == NULL)
+        goto done;
+    int has_title = PyObject_IsTrue(title);
+    if (has_title < 0 || (!has_title && append_flag(flags, "no_title") < 0))
+        goto done;
+    if ((year = PyObject_CallOneArg(FUNCTION(ROW_YEAR), date_text)) == NULL || (year == Py_None && append_flag(flags, "no_year") < 0))
+        goto done;
+    int has_sort_title = PyObject_IsTrue(sort_title);
+    if (has_sort_title < 0)
+        goto done;
+    if (!has_sort_title)
+        sort_title = title;
+    PyObject *first_author = PyList_GET_SIZE(authors) ? PyList_GET_ITEM(authors, 0) : Py_None;
+    if ((key = PyObject_CallFunctionObjArgs(FUNCTION(ROW_TITLE_KEY), sort_title, subtitle, NULL)) == NULL)
+        goto done;
+    int has_key = PyObject_IsTrue(key);
+    if (has_key < 0)
+        goto done;
+    if (!has_key)
+        Py_SETREF(key, PyUnicode_FromFormat("no-title:%U:%S", library_id, local_id));
+    PyObject *row = key == NULL ? NULL : PyDict_New();
+    if (row == NULL)
+        goto done;
+    if (put(row, "record_key", PyUnicode_FromFormat("%U:%S", library_id, local_id)) < 0
+        || put_borrowed(row, "library_id", library_id) < 0
+        || put_borrowed(row, "local_id", local_id) < 0
+        || put_borrowed(row, "status", named("active")) < 0
+        || put_borrowed(row, "source_format", source_format) < 0
+        || put_borrowed(row, "datestamp", described(d, "datestamp")) < 0
+        || put_borrowed(row, "isbn", isbns) < 0
+        || put_borrowed(row, "isbn_raw", isbn_raw) < 0
+        || put(row, "issn", PyList_GET_SIZE(issn_raw) ? issns_of(issn_raw, FUNCTION(ROW_ISSN)) : PyList_New(0)) < 0
+        || put_borrowed(row, "title", title) < 0
+        || put_borrowed(row, "subtitle", subtitle) < 0
+        || put_borrowed(row, "part_number", described(d, "part_number")) < 0
+        || put_borrowed(row, "part_name", described(d, "part_name")) < 0
+        || put_borrowed(row, "responsibility", described(d, "responsibility")) < 0
+        || put_borrowed(row, "authors", authors) < 0
+        || put_borrowed(row, "edition", described(d, "edition")) < 0
+        || put_borrowed(row, "publisher", publisher) < 0
+        || put_borrowed(row, "place", described(d, "place")) < 0
+        || put_borrowed(row, "year", year) < 0
+        || put(row, "pages", PyObject_CallOneArg(FUNCTION(ROW_PAGES), extent)) < 0
+        || put_borrowed(row, "language", described(d, "language")) < 0
+        || put_borrowed(row, "material_type", described(d, "material_type")) < 0
+        || put_borrowed(row, "clc", described(d, "clc")) < 0
+        || put_borrowed(row, "subjects", described(d, "subjects")) < 0
+        || put_borrowed(row, "series", described(d, "series")) < 0
+        || put_borrowed(row, "title_key", key) < 0
+        || put(row, "title_pinyin", PyObject_CallOneArg(FUNCTION(ROW_PINYIN_KEY), sort_title)) < 0
+        || put(row, "author_key", PyObject_CallOneArg(FUNCTION(ROW_AUTHOR_KEY), first_author)) < 0
+        || put(row, "publisher_key", PyObject_CallOneArg(FUNCTION(ROW_PUBLISHER_KEY), publisher)) < 0
+        || put(row, "quality_flags", quality_flags(flags)) < 0)
+        Py_DECREF(row);
+    else
+        result = row;
+#undef FUNCTION
+done:
+    Py_XDECREF(flags);
+    Py_XDECREF(isbns);
+    Py_XDECREF(year);
+    Py_XDECREF(key);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"han_share", han_share, METH_O, "han_share(text) -> float: the share of non-ASCII characters that are Han or CJK punctuation"},
     {"split_fields", split_fields, METH_O, "split_fields(record) -> (tags, datas) | None: the fields of a well-formed ISO 2709 record"},
@@ -1320,6 +1513,7 @@ static PyMethodDef methods[] = {
     {"describe_unimarc", describe_unimarc, METH_VARARGS,
      "describe_unimarc(fields, index, leader, spec) -> dict | None: a CNMARC/UNIMARC record's description"},
     {"describe_marc21", describe_marc21, METH_VARARGS, "describe_marc21(fields, index, leader, spec) -> dict | None: a MARC21 record's description"},
+    {"row", row, METH_VARARGS, "row(description, library_id, source_format, flags, functions) -> dict: the canonical row"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -168,7 +168,7 @@ def python_names(fields: dict[str, list[str]], tags: tuple[str, ...], codes: str
 names = python_names if _speedups is None else _speedups.names
 
 
-def to_row(description: dict, *, library_id: str, source_format: str, flags: tuple[str, ...] = ()) -> dict:
+def python_to_row(description: dict, *, library_id: str, source_format: str, flags: tuple[str, ...] = ()) -> dict:
     """The canonical `records` row (without provenance columns) of a description;
     `flags`: quality flags the reader noticed, added to those found here."""
     flags = list(flags)
@@ -220,3 +220,15 @@ def to_row(description: dict, *, library_id: str, source_format: str, flags: tup
         "publisher_key": normalise.publisher_key(description["publisher"]),
         "quality_flags": sorted(set(flags)) if len(flags) > 1 else flags,
     }
+
+
+# What _speedups.row calls for the keys (the functions with their caches).
+_ROW_FUNCTIONS = (to_isbn13, normalise_issn, normalise.parse_year, normalise.parse_pages, normalise.title_key,
+                  normalise.pinyin_key, normalise.author_key, normalise.publisher_key)
+
+
+def to_row(description: dict, *, library_id: str, source_format: str, flags: tuple[str, ...] = ()) -> dict:
+    """python_to_row, in C when the speedups are built."""
+    if _speedups is None:
+        return python_to_row(description, library_id=library_id, source_format=source_format, flags=flags)
+    return _speedups.row(description, library_id, source_format, flags, _ROW_FUNCTIONS)

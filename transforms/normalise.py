@@ -23,6 +23,9 @@ _HAN = r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]"
 _SPACE_BETWEEN_HAN = re.compile(rf"(?<={_HAN})\s+(?={_HAN})")
 _SPACES = re.compile(r"\s+")
 _HAN_CHAR = re.compile(_HAN)
+# Text of CJK unified ideographs only (not the compatibility ones, which NFKC changes): NFKC,
+# case folding, diacritics and separators leave it as it is, so folding it is t2s alone.
+_ONLY_UNIFIED_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]+")
 _COMBINING = re.compile(r"[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
 # Everything that is not a letter or a digit separates words (\W is Unicode-aware).
 _SEPARATORS = re.compile(r"[\W_]+")
@@ -44,6 +47,13 @@ def fold_text(text: str) -> str:
     diacritics off, punctuation and symbols to spaces, no spaces between Han."""
     if text.isascii():  # the common Western case: NFKC, casefold and the Han rules change nothing else
         return _SEPARATORS.sub(" ", text.lower()).strip()
+    if _ONLY_UNIFIED_HAN.fullmatch(text):  # the common Chinese case: a name, a short title
+        return _to_simplified().convert(text)
+    return _folded(text)
+
+
+def _folded(text: str) -> str:
+    """fold_text of any text (not only ASCII, not only Han)."""
     text = unicodedata.normalize("NFKC", text).casefold()
     if not text.isascii():
         if _HAN_CHAR.search(text):
@@ -121,6 +131,7 @@ def part_key(part: str | None) -> str:
     return number.group() if number else folded.replace(" ", "")
 
 
+@lru_cache(maxsize=1 << 14)  # dates and extents repeat across records: "2015", "320页"
 def parse_year(text: str | None) -> int | None:
     """First plausible year in `2015.3`, `c2015`, `[2015]`, `2015年`."""
     if not text:
@@ -129,6 +140,7 @@ def parse_year(text: str | None) -> int | None:
     return int(match.group()) if match else None
 
 
+@lru_cache(maxsize=1 << 14)
 def parse_pages(extent: str | None) -> int | None:
     """Page count from `320页`, `xii, 320 p.`, `320p`; None when unclear."""
     if not extent:

@@ -28,6 +28,8 @@ UNIMARC_FAMILY = ("cnmarc", "unimarc")
 _XML_DECISION = EncodingDecision("utf-8", "xml document encoding")
 _XML_OPTIONS = dict(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 _MFHD_TYPES = "uvxy"  # leader/06 of MARC21 holdings records
+_CNMARC_TAGS = frozenset({"690", "905", "906", "AVA"})  # CLC class, local holdings: China's profile of UNIMARC
+_MFHD_TAGS = frozenset({"852", "863", "866"})
 
 
 @dataclass
@@ -83,8 +85,8 @@ def bibliographic_format(tags, configured: str) -> str:
     if "245" in tags:
         return "marc21"
     if "200" in tags:
-        return "cnmarc" if any(tag in tags for tag in ("690", "905", "906", "AVA")) else "unimarc"
-    if any(tag in tags for tag in ("852", "863", "866")):
+        return "unimarc" if _CNMARC_TAGS.isdisjoint(tags) else "cnmarc"
+    if not _MFHD_TAGS.isdisjoint(tags):
         return "marc21"  # a holdings (MFHD) record
     raise RecordError("not_bibliographic", f"neither a 245 (MARC21) nor a 200 (UNIMARC) title field; tags {sorted(set(tags))[:12]}")
 
