@@ -188,6 +188,29 @@ static int is_blank(PyObject *text, Py_ssize_t start, Py_ssize_t end)
     return 1;
 }
 
+/* tag + code for a three-digit tag and an ASCII code: one interned str each, made once (a
+ * record's subfields would otherwise each make and hash a new key). A new reference; NULL
+ * without an error for other tags and codes. */
+static PyObject *subfield_keys[1000][128];
+
+static PyObject *subfield_key(PyObject *tag, Py_UCS4 code)
+{
+    if (code >= 0x80 || PyUnicode_GET_LENGTH(tag) != 3 || !PyUnicode_IS_ASCII(tag))
+        return NULL;
+    const char *digits = PyUnicode_DATA(tag);
+    if (digits[0] < '0' || digits[0] > '9' || digits[1] < '0' || digits[1] > '9' || digits[2] < '0' || digits[2] > '9')
+        return NULL;
+    PyObject **slot = &subfield_keys[(digits[0] - '0') * 100 + (digits[1] - '0') * 10 + (digits[2] - '0')][code];
+    if (*slot == NULL) {
+        char text[4] = {digits[0], digits[1], digits[2], (char)code};
+        if ((*slot = PyUnicode_FromStringAndSize(text, 4)) == NULL)
+            return NULL;
+        PyUnicode_InternInPlace(slot);
+    }
+    Py_INCREF(*slot);
+    return *slot;
+}
+
 /* Index a data field's subfields: table[tag + code] gets the value of each
  * subfield that is not blank (empty or white space), in order; the text before
  * the first delimiter (the indicators) is not a subfield. */
@@ -204,13 +227,8 @@ static int index_subfields(PyObject *index, PyObject *tag, PyObject *text)
         Py_ssize_t end = next >= 0 ? next : length;
         if (end > start + 2 && !is_blank(text, start + 2, end)) {
             Py_UCS4 code = PyUnicode_READ_CHAR(text, start + 1);
-            PyObject *key;
-            if (code < 0x80 && PyUnicode_IS_ASCII(tag)) {  /* tag + code without a temporary string */
-                char ascii[4];
-                memcpy(ascii, PyUnicode_DATA(tag), 3);
-                ascii[3] = (char)code;
-                key = PyUnicode_FromStringAndSize(ascii, 4);
-            } else {
+            PyObject *key = subfield_key(tag, code);
+            if (key == NULL && !PyErr_Occurred()) {
                 PyObject *code_text = PyUnicode_Substring(text, start + 1, start + 2);
                 key = code_text ? PyUnicode_Concat(tag, code_text) : NULL;
                 Py_XDECREF(code_text);
@@ -1310,58 +1328,45 @@ fail:
 
 enum { ROW_ISBN13, ROW_ISSN, ROW_YEAR, ROW_PAGES, ROW_TITLE_KEY, ROW_PINYIN_KEY, ROW_AUTHOR_KEY, ROW_PUBLISHER_KEY, ROW_FUNCTIONS };
 
-/* The interned str of a column or key name given as a C string literal, made once per literal. */
-#define NAMED_CAPACITY 128
-static const char *named_texts[NAMED_CAPACITY];
-static PyObject *named_objects[NAMED_CAPACITY];
-
-static PyObject *named(const char *text)
-{
-    for (int i = 0; i < NAMED_CAPACITY; i++) {
-        if (named_texts[i] == text)
-            return named_objects[i];
-        if (named_texts[i] == NULL) {
-            if ((named_objects[i] = PyUnicode_InternFromString(text)) == NULL)
-                return NULL;
-            named_texts[i] = text;
-            return named_objects[i];
-        }
-    }
-    PyErr_SetString(PyExc_SystemError, "_speedups: more names than NAMED_CAPACITY");
-    return NULL;
-}
+/* The interned str of a name given as a C string literal: made once, kept by the call site. */
+#define NAMED(text) __extension__ ({ static PyObject *slot_; slot_ != NULL ? slot_ : (slot_ = PyUnicode_InternFromString(text)); })
 
 /* description[key], borrowed; NULL with a KeyError when missing. */
-static PyObject *described(PyObject *description, const char *key)
+#define described(description, key) described_as(description, NAMED(key), key)
+
+static PyObject *described_as(PyObject *description, PyObject *name, const char *key)
 {
-    PyObject *name = named(key);
-    PyObject *value = name ? PyDict_GetItemWithError(description, name) : NULL;
+    if (name == NULL)
+        return NULL;
+    PyObject *value = PyDict_GetItemWithError(description, name);
     if (value == NULL && !PyErr_Occurred())
         PyErr_Format(PyExc_KeyError, "a description without %s", key);
     return value;
 }
 
-/* row[name] = value, taking over the reference to value; 0, or -1 (value NULL: an error set). */
-static int put(PyObject *row, const char *name, PyObject *value)
+/* row[key] = value, taking over the reference to value; 0, or -1 (value NULL: an error set). */
+static int put_as(PyObject *row, PyObject *key, PyObject *value)
 {
     if (value == NULL)
         return -1;
-    PyObject *key = named(name);
     int status = key ? PyDict_SetItem(row, key, value) : -1;
     Py_DECREF(value);
     return status;
 }
+#define put(row, name, value) put_as(row, NAMED(name), value)
 
 /* put() of a borrowed value. */
-static int put_borrowed(PyObject *row, const char *name, PyObject *value)
+static int put_borrowed_as(PyObject *row, PyObject *key, PyObject *value)
 {
     Py_XINCREF(value);
-    return put(row, name, value);
+    return put_as(row, key, value);
 }
+#define put_borrowed(row, name, value) put_borrowed_as(row, NAMED(name), value)
 
-static int append_flag(PyObject *flags, const char *flag)
+#define append_flag(flags, flag) append_named(flags, NAMED(flag))
+
+static int append_named(PyObject *flags, PyObject *text)
 {
-    PyObject *text = named(flag);
     return text ? PyList_Append(flags, text) : -1;
 }
 
@@ -1454,13 +1459,13 @@ static PyObject *row(PyObject *module, PyObject *args)
         goto done;
     if (!has_key)
         Py_SETREF(key, PyUnicode_FromFormat("no-title:%U:%S", library_id, local_id));
-    PyObject *row = key == NULL ? NULL : PyDict_New();
+    PyObject *row = key == NULL ? NULL : _PyDict_NewPresized(33);
     if (row == NULL)
         goto done;
     if (put(row, "record_key", PyUnicode_FromFormat("%U:%S", library_id, local_id)) < 0
         || put_borrowed(row, "library_id", library_id) < 0
         || put_borrowed(row, "local_id", local_id) < 0
-        || put_borrowed(row, "status", named("active")) < 0
+        || put_borrowed(row, "status", NAMED("active")) < 0
         || put_borrowed(row, "source_format", source_format) < 0
         || put_borrowed(row, "datestamp", described(d, "datestamp")) < 0
         || put_borrowed(row, "isbn", isbns) < 0
