@@ -18,6 +18,7 @@ from transforms.bibliographic import python_clean, python_names, python_pick, py
 from transforms.isbn import python_to_isbn13
 from transforms.encoding import (
     _CONTROL_FIELD_CONTROLS, _DATA_FIELD_CONTROLS, CODECS, _decode_fields, decide_encoding, decode_record, python_han_share,
+    python_is_utf8,
 )
 from transforms.iso2709 import _DIRECTORY, RecordError, _speedups, _well_formed, parse_record, split_records
 from transforms.marc import MarcRecord
@@ -132,6 +133,19 @@ HAN_TEXT = st.text(st.sampled_from(list("ab 1\x80é\u2fff\u3000、中\u9fff\ua00
 @given(st.one_of(HAN_TEXT, st.text(max_size=30)))
 def test_han_share_in_c_equals_han_share_in_python(text):
     assert _speedups.han_share(text) == python_han_share(text)
+
+
+UTF8_EDGES = [b"\xc0\x80", b"\xc1\xbf", b"\xc2\x80", b"\xdf\xbf", b"\xe0\x9f\xbf", b"\xe0\xa0\x80", b"\xed\x9f\xbf",
+              b"\xed\xa0\x80", b"\xee\x80\x80", b"\xef\xbf\xbf", b"\xf0\x8f\xbf\xbf", b"\xf0\x90\x80\x80",
+              b"\xf4\x8f\xbf\xbf", b"\xf4\x90\x80\x80", b"\xf5\x80\x80\x80", b"\xff", b"\xe4\xb8", b"\x80"]
+
+
+@settings(max_examples=3000, deadline=None, database=None)
+@given(st.lists(st.one_of(st.binary(max_size=6), st.sampled_from(UTF8_EDGES), st.text(max_size=4).map(str.encode)), max_size=6))
+def test_is_utf8_in_c_answers_as_bytes_decode(parts):
+    """Overlong forms, surrogates, code points past U+10FFFF and cut sequences are not UTF-8."""
+    data = b"".join(parts)
+    assert _speedups.is_utf8(data) == python_is_utf8(data)
 
 
 @pytest.mark.parametrize("codec", ["gb18030", "cp1251", "koi8-r", "iso-8859-1", "utf-8"])

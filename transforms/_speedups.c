@@ -1504,6 +1504,43 @@ done:
     return result;
 }
 
+/* is_utf8(data: bytes) -> bool: whether data.decode("utf-8") succeeds (strict UTF-8: no
+ * overlong forms, no surrogates, nothing above U+10FFFF), without making the text. */
+static PyObject *is_utf8(PyObject *module, PyObject *data)
+{
+    if (!PyBytes_Check(data)) {
+        PyErr_SetString(PyExc_TypeError, "is_utf8() takes bytes");
+        return NULL;
+    }
+    const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(data), *end = p + PyBytes_GET_SIZE(data);
+    while (p < end) {
+        unsigned char c = *p;
+        if (c < 0x80) {
+            p++;
+            continue;
+        }
+        Py_ssize_t left = end - p;
+        if (c >= 0xC2 && c <= 0xDF) {
+            if (left < 2 || (p[1] & 0xC0) != 0x80)
+                Py_RETURN_FALSE;
+            p += 2;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            unsigned char low = c == 0xE0 ? 0xA0 : 0x80, high = c == 0xED ? 0x9F : 0xBF;
+            if (left < 3 || p[1] < low || p[1] > high || (p[2] & 0xC0) != 0x80)
+                Py_RETURN_FALSE;
+            p += 3;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            unsigned char low = c == 0xF0 ? 0x90 : 0x80, high = c == 0xF4 ? 0x8F : 0xBF;
+            if (left < 4 || p[1] < low || p[1] > high || (p[2] & 0xC0) != 0x80 || (p[3] & 0xC0) != 0x80)
+                Py_RETURN_FALSE;
+            p += 4;
+        } else {
+            Py_RETURN_FALSE;
+        }
+    }
+    Py_RETURN_TRUE;
+}
+
 static PyMethodDef methods[] = {
     {"han_share", han_share, METH_O, "han_share(text) -> float: the share of non-ASCII characters that are Han or CJK punctuation"},
     {"split_fields", split_fields, METH_O, "split_fields(record) -> (tags, datas) | None: the fields of a well-formed ISO 2709 record"},
@@ -1519,6 +1556,7 @@ static PyMethodDef methods[] = {
      "describe_unimarc(fields, index, leader, spec) -> dict | None: a CNMARC/UNIMARC record's description"},
     {"describe_marc21", describe_marc21, METH_VARARGS, "describe_marc21(fields, index, leader, spec) -> dict | None: a MARC21 record's description"},
     {"row", row, METH_VARARGS, "row(description, library_id, source_format, flags, functions) -> dict: the canonical row"},
+    {"is_utf8", is_utf8, METH_O, "is_utf8(data) -> bool: whether the bytes are valid UTF-8 (as bytes.decode checks it)"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -83,7 +83,11 @@ def _unimarc_charset(raw: RawRecord) -> str | None:
 def _declared(raw: RawRecord, bibliographic_format: str) -> tuple[str | None, str]:
     if bibliographic_format == "marc21":
         return ("utf-8", "leader/09=a") if raw.leader[9] == "a" else ("marc-8", "leader/09 blank")
-    charset = _unimarc_charset(raw)
+    return _declared_charset(_unimarc_charset(raw))
+
+
+@lru_cache(maxsize=1024)  # a catalogue's records declare the same few character sets
+def _declared_charset(charset: str | None) -> tuple[str | None, str]:
     if charset is None:
         return None, "no 100$a/26-29"
     if charset.startswith("50"):
@@ -102,6 +106,13 @@ def _decoded(data: bytes, codec: str) -> str | None:
 
 def _valid(data: bytes, codec: str) -> bool:
     return _decoded(data, codec) is not None
+
+
+def python_is_utf8(data: bytes) -> bool:
+    return _valid(data, "utf-8")
+
+
+_is_utf8 = python_is_utf8 if _speedups is None else _speedups.is_utf8
 
 
 _HAN_OR_CJK_PUNCTUATION = re.compile(r"[\u3000-\u9fff\uff00-\uffef\uf900-\ufaff]+")
@@ -127,10 +138,8 @@ def decide_encoding(raw: RawRecord, bibliographic_format: str, configured: str =
     declared, declaration = _declared(raw, bibliographic_format)
     if configured != "auto":
         declared, declaration = configured, f"configured {configured} in sources.toml"
-    if _valid(data, "utf-8"):
-        if declared in (None, "utf-8"):
-            return _decision("utf-8", f"declared {declaration}; bytes are valid UTF-8" if declared else "detected: valid UTF-8")
-        return _decision("utf-8", f"declared {declaration} ({declared}) but bytes are valid UTF-8 (mislabelled)", 0.95)
+    if _is_utf8(data):
+        return _utf8_decision(declared, declaration)
     if declared == "marc-8" or (declared is None and bibliographic_format == "marc21"):
         confidence = 1.0 if _MARC8_ESCAPE in data or declared else 0.8
         return _decision("marc-8", f"declared {declaration}; bytes are not UTF-8", confidence)
@@ -153,6 +162,14 @@ def decide_encoding(raw: RawRecord, bibliographic_format: str, configured: str =
     if cyrillic:
         return cyrillic
     raise RecordError("undecodable", f"bytes are neither UTF-8, GB18030 nor single-byte Cyrillic ({declaration})")
+
+
+@lru_cache(maxsize=1024)
+def _utf8_decision(declared: str | None, declaration: str) -> EncodingDecision:
+    """The decision for bytes that are valid UTF-8, given what the record declares."""
+    if declared in (None, "utf-8"):
+        return _decision("utf-8", f"declared {declaration}; bytes are valid UTF-8" if declared else "detected: valid UTF-8")
+    return _decision("utf-8", f"declared {declaration} ({declared}) but bytes are valid UTF-8 (mislabelled)", 0.95)
 
 
 def _single_byte_cyrillic(data: bytes) -> EncodingDecision | None:

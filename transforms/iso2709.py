@@ -67,10 +67,7 @@ class RawRecord(NamedTuple):
         return tuple(map(RawField, self.tags, self.datas))
 
     def first(self, tag: str) -> bytes | None:
-        for index, name in enumerate(self.tags):
-            if name == tag:
-                return self.datas[index]
-        return None
+        return self.datas[self.tags.index(tag)] if tag in self.tags else None
 
 
 def split_records(stream: bytes) -> Iterator[tuple[int, bytes]]:
