@@ -58,6 +58,7 @@ def test_records_split_decode_and_index_alike(shared_data, tmp_path):
             continue
         compared += 1
         assert fast == (slow.tags, slow.datas)
+        assert _speedups.split_record(chunk) in (None, (slow.leader, slow.tags, slow.datas))
         try:
             fmt = bibliographic_format(slow.tags, "auto")
             decision = decide_encoding(slow, fmt)
@@ -88,6 +89,18 @@ def test_records_split_decode_and_index_alike(shared_data, tmp_path):
 def _has_controls(tag: str, text: str) -> bool:
     pattern = _CONTROL_FIELD_CONTROLS if tag < "010" and tag.isdigit() else _DATA_FIELD_CONTROLS
     return bool(pattern.search(text))
+
+
+@pytest.mark.parametrize("chunk", [
+    b"0004Xnam  22000000  4500" + b"245001000000\x1e10\x1faTitle\x1e\x1d",  # a record length that is not a number
+    b"00045nam \xe9 22000000  4500" + b"245001000000\x1e10\x1faTitle\x1e\x1d",  # a byte past ASCII in the leader
+    b"00045nam  22000000  4500" + b"245001000000\x1e10\x1faTitle\x1e" + b"x" * 100_000 + b"\x1d",  # over 99,999 bytes
+])
+def test_split_record_leaves_bad_leaders_and_sizes_to_the_python(chunk):
+    assert _speedups.split_record(chunk) is None
+    with pytest.raises(RecordError) as error:
+        parse_record(chunk)
+    assert error.value.reason in ("bad_leader", "oversized_record")
 
 
 def test_a_record_the_c_declines_is_cut_by_the_directory():

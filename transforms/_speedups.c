@@ -20,6 +20,7 @@
 #define RECORD_TERMINATOR 0x1D
 #define FIELD_TERMINATOR 0x1E
 #define SUBFIELD_DELIMITER 0x1F
+#define MAX_RECORD_BYTES 99999
 
 /* The tuple (a, b), taking over the caller's references to both. */
 static PyObject *pair_of(PyObject *a, PyObject *b)
@@ -129,6 +130,32 @@ fail:
     Py_XDECREF(tags);
     Py_XDECREF(datas);
     return NULL;
+}
+
+/* split_record(record: bytes) -> (leader, tags, datas) | None: split_fields of a record whose
+ * leader iso2709.parse_record accepts (ASCII, a record length of five digits) and whose size
+ * ISO 2709 allows; None for anything else (the Python names what is wrong). */
+static PyObject *split_record(PyObject *module, PyObject *record)
+{
+    if (!PyBytes_Check(record)) {
+        PyErr_SetString(PyExc_TypeError, "split_record() takes bytes");
+        return NULL;
+    }
+    const unsigned char *data = (const unsigned char *)PyBytes_AS_STRING(record);
+    Py_ssize_t size = PyBytes_GET_SIZE(record);
+    if (size > MAX_RECORD_BYTES || size < LEADER_LENGTH + 2)
+        Py_RETURN_NONE;
+    for (int i = 0; i < LEADER_LENGTH; i++)
+        if (data[i] >= 0x80 || (i < 5 && (data[i] < '0' || data[i] > '9')))
+            Py_RETURN_NONE;
+    PyObject *fields = split_fields(module, record);
+    if (fields == NULL || fields == Py_None)
+        return fields;
+    PyObject *leader = PyUnicode_DecodeASCII((const char *)data, LEADER_LENGTH, NULL);
+    PyObject *result = leader ? PyTuple_Pack(3, leader, PyTuple_GET_ITEM(fields, 0), PyTuple_GET_ITEM(fields, 1)) : NULL;
+    Py_XDECREF(leader);
+    Py_DECREF(fields);
+    return result;
 }
 
 /* Append `value` to the list `table[key]`, creating it. */
@@ -1605,6 +1632,7 @@ static PyObject *is_utf8(PyObject *module, PyObject *data)
 
 static PyMethodDef methods[] = {
     {"han_share", han_share, METH_O, "han_share(text) -> float: the share of non-ASCII characters that are Han or CJK punctuation"},
+    {"split_record", split_record, METH_O, "split_record(record) -> (leader, tags, datas) | None: a well-formed ISO 2709 record's parts"},
     {"split_fields", split_fields, METH_O, "split_fields(record) -> (tags, datas) | None: the fields of a well-formed ISO 2709 record"},
     {"decode_fields", decode_fields, METH_VARARGS,
      "decode_fields(tags, datas, wanted, codec, errors) -> (fields, by_subfield) | None: decode the wanted fields"},

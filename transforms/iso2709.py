@@ -92,6 +92,10 @@ def split_records(stream: bytes) -> Iterator[tuple[int, bytes]]:
 
 def parse_record(chunk: bytes) -> RawRecord:
     """Parse one record's bytes into its leader and raw fields."""
+    if _speedups is not None:  # the common well-formed record, at once
+        parts = _speedups.split_record(chunk)
+        if parts is not None:
+            return RawRecord(*parts, chunk)
     if len(chunk) > MAX_RECORD_BYTES:
         raise RecordError("oversized_record", f"{len(chunk)} bytes, ISO 2709 allows {MAX_RECORD_BYTES}")
     if not chunk.endswith(RECORD_TERMINATOR):
@@ -104,10 +108,6 @@ def parse_record(chunk: bytes) -> RawRecord:
         raise RecordError("bad_leader", f"non-ASCII leader {chunk[:LEADER_LENGTH]!r}") from None
     if not leader[:5].isdigit():
         raise RecordError("bad_leader", f"record length {leader[:5]!r} is not a number (leader {leader!r})")
-    if _speedups is not None:
-        fields = _speedups.split_fields(chunk)
-        if fields is not None:
-            return RawRecord(leader, fields[0], fields[1], chunk)
     directory_end = chunk.find(FIELD_TERMINATOR, LEADER_LENGTH)
     if directory_end == -1:
         raise RecordError("bad_directory", "no field terminator after the directory")
