@@ -18,7 +18,7 @@ from transforms.bibliographic import python_clean, python_names, python_pick, py
 from transforms.isbn import python_to_isbn13
 from transforms.encoding import (
     _CONTROL_FIELD_CONTROLS, _DATA_FIELD_CONTROLS, CODECS, _decode_fields, decide_encoding, decode_record, python_han_share,
-    python_is_utf8,
+    python_is_utf8, python_unimarc_charset,
 )
 from transforms.iso2709 import _DIRECTORY, RecordError, _speedups, _well_formed, parse_record, split_records
 from transforms.marc import MarcRecord
@@ -257,3 +257,13 @@ def test_row_in_c_equals_the_python_row(fields):
     python = bibliographic.python_to_row(bibliographic.description(**fields), library_id="L1", source_format="cnmarc", flags=flags)
     fast = _speedups.row(bibliographic.description(**fields), "L1", "cnmarc", flags, bibliographic._ROW_FUNCTIONS)
     assert fast == python and list(fast) == list(python)
+
+
+FIXED_FIELD = st.lists(st.one_of(st.binary(max_size=40), st.sampled_from([b"a20150101d2015    em y0chiy0120    ea", b"a", b"b" + b"9" * 40])),
+                       max_size=4).map(lambda parts: b"  " + b"".join(b"\x1f" + part for part in parts))
+
+
+@settings(max_examples=3000, deadline=None, database=None)
+@given(st.one_of(FIXED_FIELD, st.binary(max_size=60)))
+def test_unimarc_charset_in_c_equals_the_python(field):
+    assert _speedups.unimarc_charset(field) == python_unimarc_charset(field)

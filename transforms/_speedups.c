@@ -1630,6 +1630,28 @@ static PyObject *is_utf8(PyObject *module, PyObject *data)
     Py_RETURN_TRUE;
 }
 
+/* unimarc_charset(field: bytes) -> str | None: as encoding.python_unimarc_charset, the character
+ * sets a UNIMARC 100 field declares: positions 26-29 of the first $a long enough to hold them. */
+static PyObject *unimarc_charset(PyObject *module, PyObject *field)
+{
+    if (!PyBytes_Check(field)) {
+        PyErr_SetString(PyExc_TypeError, "unimarc_charset() takes bytes");
+        return NULL;
+    }
+    const char *data = PyBytes_AS_STRING(field);
+    Py_ssize_t size = PyBytes_GET_SIZE(field);
+    const char *chunk = memchr(data, SUBFIELD_DELIMITER, size);
+    while (chunk != NULL) {
+        chunk++;  /* past the delimiter: the code, then the value */
+        const char *next = memchr(chunk, SUBFIELD_DELIMITER, data + size - chunk);
+        Py_ssize_t length = (next ? next : data + size) - chunk;
+        if (length >= 31 && chunk[0] == 'a')
+            return PyUnicode_DecodeLatin1(chunk + 27, 4, NULL);
+        chunk = next;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"han_share", han_share, METH_O, "han_share(text) -> float: the share of non-ASCII characters that are Han or CJK punctuation"},
     {"split_record", split_record, METH_O, "split_record(record) -> (leader, tags, datas) | None: a well-formed ISO 2709 record's parts"},
@@ -1646,6 +1668,7 @@ static PyMethodDef methods[] = {
      "describe_unimarc(fields, index, leader, spec) -> dict | None: a CNMARC/UNIMARC record's description"},
     {"describe_marc21", describe_marc21, METH_VARARGS, "describe_marc21(fields, index, leader, spec) -> dict | None: a MARC21 record's description"},
     {"row", row, METH_VARARGS, "row(description, library_id, source_format, flags, functions) -> dict: the canonical row"},
+    {"unimarc_charset", unimarc_charset, METH_O, "unimarc_charset(field) -> str | None: the character sets 100 $a/26-29 declares"},
     {"is_utf8", is_utf8, METH_O, "is_utf8(data) -> bool: whether the bytes are valid UTF-8 (as bytes.decode checks it)"},
     {NULL, NULL, 0, NULL},
 };

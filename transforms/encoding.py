@@ -72,12 +72,20 @@ class EncodingDecision:
 _decision = lru_cache(maxsize=4096)(EncodingDecision)
 
 
-def _unimarc_charset(raw: RawRecord) -> str | None:
-    fixed_data = raw.first("100")
-    for chunk in (fixed_data or b"").split(SUBFIELD_DELIMITER)[1:]:
+def python_unimarc_charset(fixed_data: bytes) -> str | None:
+    """The character sets a UNIMARC 100 field declares: $a/26-29 (of the first $a that has them)."""
+    for chunk in fixed_data.split(SUBFIELD_DELIMITER)[1:]:
         if chunk[:1] == b"a" and len(chunk) >= 31:
             return chunk[27:31].decode("latin-1")
     return None
+
+
+_charset_of = python_unimarc_charset if _speedups is None else _speedups.unimarc_charset
+
+
+def _unimarc_charset(raw: RawRecord) -> str | None:
+    fixed_data = raw.first("100")
+    return None if fixed_data is None else _charset_of(fixed_data)
 
 
 def _declared(raw: RawRecord, bibliographic_format: str) -> tuple[str | None, str]:
