@@ -11,7 +11,7 @@ from transforms.bibliographic import (
     CLEANED, FIRST, JOIN, RAW, description, Holding, clean, join, names, pick, pick_in_field, pick_spec, sorting_title,
 )
 from transforms.iso2709 import _speedups
-from transforms.marc import MarcRecord, subfield
+from transforms.marc import MarcRecord, described_in_c, subfield
 
 _NAME_CODES = "ab"  # a name field's parts
 _NAME_TAGS = ("700", "701", "702", "710", "711", "712")
@@ -101,10 +101,4 @@ def python_describe(record: MarcRecord) -> dict:
 # What describe_unimarc in transforms/_speedups.c reads besides the record: the tables above.
 _C_SPEC = (_PICKED, _RESPONSIBILITY, _SHELF["905"], _SHELF["AVA"], Holding, _NAME_TAGS, _NAME_CODES)
 
-
-def describe(record: MarcRecord) -> dict:
-    if _speedups is not None:
-        described = _speedups.describe_unimarc(record.fields, record.subfield_index(), record.leader, _C_SPEC)
-        if described is not None:
-            return described
-    return python_describe(record)
+describe = described_in_c(getattr(_speedups, "describe_unimarc", None), python_describe, _C_SPEC)

@@ -104,3 +104,16 @@ class MarcRecord:
     @property
     def tags(self) -> set[str]:
         return set(self.fields)
+
+
+def described_in_c(c_describe, python_describe, c_spec):
+    """A mapping's `describe(record)`: `c_describe` (a _speedups function reading the record's
+    fields, subfield index and leader with the mapping's tables `c_spec`), and `python_describe`
+    for the records it declines or when the C is not built."""
+    if c_describe is None:
+        return python_describe
+
+    def describe(record: MarcRecord) -> dict:
+        return c_describe(record.fields, record.subfield_index(), record.leader, c_spec) or python_describe(record)
+
+    return describe
