@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transforms import cnmarc, marc21, readers
+from transforms import cnmarc, encoding, marc21, readers
 from transforms import bibliographic
 from transforms.bibliographic import python_clean, python_names, python_pick, python_pick_in_field, python_strip_role
 from transforms.isbn import python_to_isbn13
@@ -74,13 +74,14 @@ def test_records_split_decode_and_index_alike(shared_data, tmp_path):
             with pytest.raises(UnicodeDecodeError):
                 _decode_fields(slow, codec, decision.errors, wanted, dirty=True)
             continue
-        python = _decode_fields(slow, codec, decision.errors, wanted, dirty=True)
+        python, removed = _decode_fields(slow, codec, decision.errors, wanted, dirty=True)
         if result is None:  # declined: a wanted field holds control characters, which the Python path removes
             assert any(_has_controls(tag, data.decode(codec, decision.errors))
                        for tag, data in zip(slow.tags, slow.datas) if tag in wanted), chunk[:80]
             continue
         fields, index = result
         decoded += 1
+        assert not removed  # what the C decodes has nothing to remove: both flag the row alike
         assert fields == python.fields
         assert index == MarcRecord(slow.leader, python.fields)._index()
     assert compared > 25_000 and decoded > 25_000
@@ -267,3 +268,21 @@ FIXED_FIELD = st.lists(st.one_of(st.binary(max_size=40), st.sampled_from([b"a201
 @given(st.one_of(FIXED_FIELD, st.binary(max_size=60)))
 def test_unimarc_charset_in_c_equals_the_python(field):
     assert _speedups.unimarc_charset(field) == python_unimarc_charset(field)
+
+
+@pytest.mark.parametrize("field_999, flagged", [(b"  \x1faNot read\x07", False), (None, True)])
+def test_control_characters_are_flagged_alike_with_and_without_the_c(field_999, flagged, monkeypatch):
+    """The flag says a field that was read lost control characters: one only in a field no
+    mapping reads (999) flags nothing, with the C decoding or the Python."""
+    fields = [(b"001", b"c1"), (b"245", b"10\x1faTitle" + (b"" if field_999 else b"\x07")), (b"999", field_999 or b"  \x1fax")]
+    directory = body = b""
+    for tag, data in fields:
+        directory += tag + b"%04d%05d" % (len(data) + 1, len(body))
+        body += data + b"\x1e"
+    head = b"nam a22%05d   4500" % (24 + len(directory) + 1)
+    chunk = b"%05d" % (24 + len(directory) + 1 + len(body) + 1) + head + directory + b"\x1e" + body + b"\x1d"
+    [fast] = read_iso2709(chunk, library_id="B", run_id="r")
+    monkeypatch.setattr(encoding, "_speedups", None)
+    [slow] = read_iso2709(chunk, library_id="B", run_id="r")
+    assert fast == slow
+    assert ("control_characters_removed" in fast.row["quality_flags"]) == flagged

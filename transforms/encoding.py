@@ -208,7 +208,8 @@ def _decoder(decision: EncodingDecision):
 
 def decode_record(raw: RawRecord, decision: EncodingDecision, wanted: frozenset[str] | None = None) -> tuple[MarcRecord, bool]:
     """Decode the fields whose tags are `wanted` (all when None); control
-    characters are removed from them. Returns the record and whether any were."""
+    characters are removed from them. Returns the record and whether any were
+    (from the fields decoded: one only in a field no mapping reads is not flagged)."""
     try:
         if decision.encoding == "marc-8":  # escape state is per subfield: decode piece by piece
             decode = _decoder(decision)
@@ -222,16 +223,19 @@ def decode_record(raw: RawRecord, decision: EncodingDecision, wanted: frozenset[
             decoded = _speedups.decode_fields(raw.tags, raw.datas, wanted, codec, errors)
             if decoded is not None:  # None: a field holds control characters, removed below
                 return MarcRecord(raw.leader, *decoded), False
-        controls = has_control_characters(raw, decision)
-        return _decode_fields(raw, codec, errors, wanted, dirty=controls or decision.encoding != "utf-8"), controls
+        return _decode_fields(raw, codec, errors, wanted, dirty=decision.encoding != "utf-8" or has_control_characters(raw, decision))
     except (UnicodeDecodeError, ValueError, IndexError) as error:
         raise RecordError("undecodable", f"{decision.encoding}: {error}") from None
 
 
-def _decode_fields(raw: RawRecord, codec: str, errors: str, wanted: frozenset[str] | None, *, dirty: bool) -> MarcRecord:
-    """`decode_fields` of transforms/_speedups.c, in Python; `dirty`: search the fields for control characters."""
+def _decode_fields(raw: RawRecord, codec: str, errors: str, wanted: frozenset[str] | None, *,
+                   dirty: bool) -> tuple[MarcRecord, bool]:
+    """`decode_fields` of transforms/_speedups.c, in Python; `dirty`: search the fields for control
+    characters. Returns the record and whether a field read lost any (a stray 0x1F in a control
+    field aside): what the row flags, whichever of the two decoded it."""
     record = MarcRecord(raw.leader)
     fields = record.fields
+    removed = False
     for tag, data in zip(raw.tags, raw.datas):
         if wanted is not None and tag not in wanted:
             continue
@@ -239,14 +243,18 @@ def _decode_fields(raw: RawRecord, codec: str, errors: str, wanted: frozenset[st
         text = data.decode(codec, errors)
         if tag < "010" and tag.isdigit():
             if dirty or SUBFIELD in text:
-                text = _CONTROL_FIELD_CONTROLS.sub("", text)
+                kept = _CONTROL_FIELD_CONTROLS.sub("", text)
+                removed = removed or len(kept) != len(text) - text.count(SUBFIELD)
+                text = kept
         elif dirty:
-            text = _DATA_FIELD_CONTROLS.sub("", text)
+            kept = _DATA_FIELD_CONTROLS.sub("", text)
+            removed = removed or len(kept) != len(text)
+            text = kept
         if tag in fields:
             fields[tag].append(text)
         else:
             fields[tag] = [text]
-    return record
+    return record, removed
 
 
 def _marc8_field(tag: str, data: bytes, decode) -> str:
