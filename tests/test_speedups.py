@@ -6,13 +6,14 @@ runs for every record the C declines, so both must agree wherever both answer.""
 from __future__ import annotations
 
 import os
+import random
 import unicodedata
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transforms import cnmarc, encoding, marc21, readers
+from transforms import cnmarc, encoding, iso2709, marc21, readers
 from transforms import bibliographic
 from transforms.bibliographic import python_clean, python_names, python_pick, python_pick_in_field, python_strip_role
 from transforms.isbn import python_to_isbn13
@@ -286,3 +287,47 @@ def test_control_characters_are_flagged_alike_with_and_without_the_c(field_999, 
     [slow] = read_iso2709(chunk, library_id="B", run_id="r")
     assert fast == slow
     assert ("control_characters_removed" in fast.row["quality_flags"]) == flagged
+
+
+def _mutated(chunks: list[bytes], count: int, seed: int) -> bytes:
+    """`count` records of `chunks`, each with 1-4 bytes replaced, inserted or deleted (delimiters,
+    terminators, digits, C1 and lead bytes among the replacements)."""
+    rng = random.Random(seed)
+    pieces = [b"\x1f", b"\x1e", b"\x88", b"\xef\xbc\x91", b"\xd9\xa3", b"0", b"9", b" ", b"\xc2\x85", b"\x00", b"a", b"\x81", b"\xe4\xb8"]
+    mutants = []
+    for _ in range(count):
+        record = bytearray(rng.choice(chunks))
+        for _ in range(rng.randint(1, 4)):
+            at = rng.randrange(len(record))
+            roll = rng.random()
+            if roll < 0.5:
+                record[at:at + 1] = rng.choice(pieces)
+            elif roll < 0.8:
+                record[at] = rng.randrange(256)
+            else:
+                del record[at]
+        mutants.append(bytes(record).rstrip(b"\x1d") + b"\x1d")
+    return b"".join(mutants)
+
+
+def test_mutated_records_read_alike_with_and_without_the_c(shared_data, tmp_path, monkeypatch):
+    """Broken and hostile records take every path the C declines: the results (rows, holdings,
+    quarantine reasons) are the same with all the speedups as with the Python alone."""
+    data = _mutated(_corpus(shared_data, tmp_path), 4_000, seed=11)
+    fast = list(read_iso2709(data, library_id="B", run_id="r"))
+    for module in (bibliographic, marc21, cnmarc):
+        for name, python in (("pick", python_pick), ("pick_in_field", python_pick_in_field), ("names", python_names),
+                             ("describe", getattr(module, "python_describe", None))):
+            if hasattr(module, name):
+                monkeypatch.setattr(module, name, python)
+    monkeypatch.setattr(readers, "to_row", bibliographic.python_to_row)
+    monkeypatch.setattr(bibliographic, "clean", python_clean)
+    for module in (iso2709, encoding):
+        monkeypatch.setattr(module, "_speedups", None)
+    monkeypatch.setattr(encoding, "_is_utf8", python_is_utf8)
+    monkeypatch.setattr(encoding, "_charset_of", python_unimarc_charset)
+    monkeypatch.setattr(encoding, "_han_share", python_han_share)
+    slow = list(read_iso2709(data, library_id="B", run_id="r"))
+    assert len(fast) == len(slow) > 4_000
+    assert sum(hasattr(result, "row") for result in fast) > 1_000
+    assert fast == slow
