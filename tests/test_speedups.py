@@ -180,6 +180,17 @@ def test_decode_fields_decodes_as_bytes_decode_does(codec, data, errors):
     assert result is None or result[0] == {"245": [expected]}
 
 
+def _python_mappings(monkeypatch) -> None:
+    """The mappings (`describe`), their helpers (`pick`, `pick_in_field`, `names`) and the row
+    builder in Python."""
+    for module in (bibliographic, marc21, cnmarc):
+        for name, python in (("pick", python_pick), ("pick_in_field", python_pick_in_field), ("names", python_names),
+                             ("describe", getattr(module, "python_describe", None))):
+            if hasattr(module, name):
+                monkeypatch.setattr(module, name, python)
+    monkeypatch.setattr(readers, "to_row", bibliographic.python_to_row)
+
+
 def test_mappings_describe_alike_with_the_c_and_the_python_helpers(shared_data, tmp_path, monkeypatch):
     """Every record of the corpus gives the same canonical row and holdings whether the mappings
     (`describe`), what they take their fields with (`pick`, `pick_in_field`, `names`) and the row
@@ -187,12 +198,7 @@ def test_mappings_describe_alike_with_the_c_and_the_python_helpers(shared_data, 
     chunks = _corpus(shared_data, tmp_path)
     data = b"".join(chunks)
     fast = list(read_iso2709(data, library_id="B", run_id="r"))
-    for module in (bibliographic, marc21, cnmarc):
-        for name, python in (("pick", python_pick), ("pick_in_field", python_pick_in_field), ("names", python_names),
-                             ("describe", getattr(module, "python_describe", None))):
-            if hasattr(module, name):
-                monkeypatch.setattr(module, name, python)
-    monkeypatch.setattr(readers, "to_row", bibliographic.python_to_row)
+    _python_mappings(monkeypatch)
     slow = list(read_iso2709(data, library_id="B", run_id="r"))
     assert len(fast) == len(slow) > 25_000
     assert sum(hasattr(result, "row") for result in fast) > 25_000
@@ -315,12 +321,7 @@ def test_mutated_records_read_alike_with_and_without_the_c(shared_data, tmp_path
     quarantine reasons) are the same with all the speedups as with the Python alone."""
     data = _mutated(_corpus(shared_data, tmp_path), 4_000, seed=11)
     fast = list(read_iso2709(data, library_id="B", run_id="r"))
-    for module in (bibliographic, marc21, cnmarc):
-        for name, python in (("pick", python_pick), ("pick_in_field", python_pick_in_field), ("names", python_names),
-                             ("describe", getattr(module, "python_describe", None))):
-            if hasattr(module, name):
-                monkeypatch.setattr(module, name, python)
-    monkeypatch.setattr(readers, "to_row", bibliographic.python_to_row)
+    _python_mappings(monkeypatch)
     monkeypatch.setattr(bibliographic, "clean", python_clean)
     for module in (iso2709, encoding):
         monkeypatch.setattr(module, "_speedups", None)
