@@ -94,14 +94,19 @@ def test_gb18030_declared_as_unicode_is_detected_not_garbled():
     assert "encoding_detected" in result.row["quality_flags"]
 
 
-def test_mfhd_holdings_attach_to_their_bibliographic_record():
+def _serial_with_mfhd_holdings() -> bytes:
+    """A MARC21 bibliographic record b1 and an MFHD holdings record h1 (852 at MAIN, PER 12) linked to it."""
     bib = pymarc.Record(leader="00000nam a2200000 a 4500", force_utf8=True)
     bib.add_field(pymarc.Field(tag="001", data="b1"),
                   pymarc.Field(tag="245", indicators=["0", "0"], subfields=[pymarc.Subfield("a", "Serial title")]))
     mfhd = pymarc.Record(leader="00000ny  a2200000   4500", force_utf8=True)
     mfhd.add_field(pymarc.Field(tag="001", data="h1"), pymarc.Field(tag="004", data="b1"),
                    pymarc.Field(tag="852", indicators=[" ", " "], subfields=[pymarc.Subfield("b", "MAIN"), pymarc.Subfield("h", "PER 12")]))
-    results = list(read_iso2709(bib.as_marc() + mfhd.as_marc(), library_id="L", run_id="r"))
+    return bib.as_marc() + mfhd.as_marc()
+
+
+def test_mfhd_holdings_attach_to_their_bibliographic_record():
+    results = list(read_iso2709(_serial_with_mfhd_holdings(), library_id="L", run_id="r"))
     assert isinstance(results[1], HoldingsRecord) and results[1].bib_local_id == "b1"
     assert results[1].holdings[0].call_number == "PER 12"
 
@@ -241,17 +246,11 @@ def test_a_new_drop_reads_only_its_changed_records_and_stages_what_reading_all_w
 def test_a_library_with_holdings_records_is_read_whole_again(tmp_path):
     """MFHD holdings land on their bibliographic record's row: its staged holdings are not its
     own alone, so such a library's records are never kept from the staging."""
-    bib = pymarc.Record(leader="00000nam a2200000 a 4500", force_utf8=True)
-    bib.add_field(pymarc.Field(tag="001", data="b1"),
-                  pymarc.Field(tag="245", indicators=["0", "0"], subfields=[pymarc.Subfield("a", "Serial title")]))
-    mfhd = pymarc.Record(leader="00000ny  a2200000   4500", force_utf8=True)
-    mfhd.add_field(pymarc.Field(tag="001", data="h1"), pymarc.Field(tag="004", data="b1"),
-                   pymarc.Field(tag="852", indicators=[" ", " "], subfields=[pymarc.Subfield("b", "MAIN"), pymarc.Subfield("h", "PER 12")]))
     sources = write_registry(tmp_path, {"F01": ("county", [])})
     settings = Settings.resolve(sources, tmp_path / "var")
     library = load_registry(sources).get("F01")
-    _land(settings, library, "run1", {"all.mrc": bib.as_marc() + mfhd.as_marc()})
+    _land(settings, library, "run1", {"all.mrc": _serial_with_mfhd_holdings()})
     assert transform_library(settings, library).holdings_records == 1
-    _land(settings, library, "run2", {"all.mrc": bib.as_marc() + mfhd.as_marc() + _cnmarc("b2", "西湖志", "utf-8", 1)})
+    _land(settings, library, "run2", {"all.mrc": _serial_with_mfhd_holdings() + _cnmarc("b2", "西湖志", "utf-8", 1)})
     summary = transform_library(settings, library)
     assert (summary.reused, summary.records, summary.holdings) == (0, 2, 2)
