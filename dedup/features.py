@@ -144,7 +144,7 @@ def build_match_records(con: duckdb.DuckDBPyConnection, source: str = "dedup_inp
 
     `previous`: the previous run's `match_records.parquet`; a record whose inputs are the ones
     it had then (same `input_hash`) keeps its features from there, and only new and changed
-    records are computed. Returns how many were computed."""
+    records are computed (their keys: `recomputed_records`). Returns how many were computed."""
     rows = "select * from computed_features"
     if previous is None:
         computed = _compute_features(con, source)
@@ -159,7 +159,7 @@ def build_match_records(con: duckdb.DuckDBPyConnection, source: str = "dedup_inp
             create or replace temp table changed_input as select s.* from {source} s anti join kept_features using (record_key);
         """)
         computed = _compute_features(con, "changed_input")
-        con.execute("drop table changed_input")
+        con.execute("create or replace temp table recomputed_records as select record_key from changed_input; drop table changed_input")
         rows += " union all by name select * from kept_features"
     con.execute(f"""
         create or replace temp table match_records as

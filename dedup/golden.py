@@ -29,9 +29,10 @@ def _present(column: str, prefix: str = "") -> str:
     return f"coalesce({column}, '') <> ''"
 
 
-def build_golden(con: duckdb.DuckDBPyConnection, levels: dict[str, str]) -> None:
-    """`golden(cluster, <golden fields>, isbn, golden_record_key, n_records, n_libraries)` from
-    `clusters(rid, cluster)`, `match_records` and the input rows `dedup_input`."""
+def build_golden(con: duckdb.DuckDBPyConnection, levels: dict[str, str], carried: str | None = None) -> None:
+    """`golden(cluster, <golden fields>, isbn, golden_record_key, first_record_key, n_records,
+    n_libraries)` from `clusters(rid, cluster)`, `match_records` and the input rows `dedup_input`.
+    `carried`: golden rows (same columns) of clusters kept from the previous run, taken as they are."""
     con.register("library_levels_arrow", pa.table({
         "library_id": pa.array(list(levels), pa.string()),
         "level_rank": pa.array([LEVEL_RANK.get(level, 9) for level in levels.values()], pa.int32()),
@@ -49,6 +50,7 @@ def build_golden(con: duckdb.DuckDBPyConnection, levels: dict[str, str]) -> None
         join match_records m using (rid)
         join dedup_input s on s.record_key = m.record_key
         left join library_levels l on l.library_id = s.library_id
+        {f"where c.cluster not in (select cluster from {carried})" if carried else ""}
     """)
     fallback = ",\n".join(
         f"arg_min({f}, golden_rank) filter (where {_present(f)}) as {f}"
@@ -79,6 +81,8 @@ def build_golden(con: duckdb.DuckDBPyConnection, levels: dict[str, str]) -> None
         select base.*, {', '.join(consensus_cols)}
         from base {' '.join(consensus_joins)}
     """)
+    if carried:
+        con.execute(f"insert into golden by name select * from {carried}")
 
 
 def build_works(con: duckdb.DuckDBPyConnection) -> None:

@@ -118,7 +118,7 @@ def run(con: duckdb.DuckDBPyConnection, out: Path, levels: dict[str, str], *, fu
     con.execute("set enable_progress_bar = false")
     state = atomic.read_json(out / "state.json") or {}
     run_number = int(state.get("run", 0)) + 1
-    incremental = not full and _cache_valid(out, state)
+    incremental = not full and _cache_valid(out, state, levels)
     computed = build_match_records(con, previous=str(out / "match_records.parquet") if incremental else None)
     records = con.sql("select count(*) from match_records").fetchall()[0][0]
     node_count = nodes.build_nodes(con)
@@ -128,8 +128,10 @@ def run(con: duckdb.DuckDBPyConnection, out: Path, levels: dict[str, str], *, fu
     stats = {"nodes": node_count, **clustering.cluster(con)}
     nodes.record_clusters(con)
     nodes.record_links(con)
+    _previous_links(con, out)
+    carried = _carry_clusters(con, out) if incremental else _carry_nothing(con)
     phases.done("clustering")
-    golden.build_golden(con, levels)
+    golden.build_golden(con, levels, carried="carried_golden" if incremental else None)
     golden.build_works(con)
     phases.done("golden_records")
     _assign_ids(con, out, run_number)
@@ -137,8 +139,9 @@ def run(con: duckdb.DuckDBPyConnection, out: Path, levels: dict[str, str], *, fu
     counts = _write_outputs(con, out, run_number)
     phases.done("outputs")
     atomic.write_json(out / "state.json", {
-        "run": run_number, "rules": rules.fingerprint(), "duckdb": duckdb.__version__, "records": records,
-        "incremental": incremental, "features_computed": computed, **matched, **stats, **counts, "phases": phases.seconds,
+        "run": run_number, "rules": rules.fingerprint(), "duckdb": duckdb.__version__, "levels": levels, "records": records,
+        "incremental": incremental, "features_computed": computed, "carried_manifestations": carried, **matched, **stats, **counts,
+        "phases": phases.seconds,
         "phase_peak_rss_mb": phases.peak_rss_mb,
     })
     return DedupSummary(
@@ -228,20 +231,24 @@ def _match_incrementally(con: duckdb.DuckDBPyConnection, out: Path) -> dict:
     score_pairs(con, "new_pairs", "scored_pairs", keep=_keep())
     columns = ", ".join(_pair_columns(con))
     con.execute(f"""
+        create or replace temp table kept as
+        select k.* exclude (blocks, pair, touched),
+               case when not k.touched and c.pair is null then k.blocks
+                    else list_sort(list_distinct(list_concat(case when k.touched then coalesce(u.blocks, []) else k.blocks end,
+                                                             coalesce(c.blocks, [])))) end as blocks
+        from kept_pairs k
+        left join untouched_blocks u using (pair)
+        left join candidate_pairs c using (pair);
         create or replace temp table match_pairs as
-        with kept as (
-            select k.* exclude (blocks, pair, touched),
-                   case when not k.touched and c.pair is null then k.blocks
-                        else list_sort(list_distinct(list_concat(case when k.touched then coalesce(u.blocks, []) else k.blocks end,
-                                                                 coalesce(c.blocks, [])))) end as blocks
-            from kept_pairs k
-            left join untouched_blocks u using (pair)
-            left join candidate_pairs c using (pair)
-        )
         select {columns} from kept where len(blocks) > 0
         union all select {columns} from scored_pairs;
+        -- nodes that gained or lost an accepted pair (those of changed nodes are dirty anyway)
+        create or replace temp table relinked_nodes as
+        with changed as (select rid_a, rid_b from kept where len(blocks) = 0 and accepted
+                         union all select rid_a, rid_b from scored_pairs where accepted)
+        select rid_a as rid from changed union select rid_b from changed;
         drop table kept_pairs; drop table untouched_blocks; drop table new_pairs; drop table scored_pairs;
-        drop table candidate_pairs;
+        drop table candidate_pairs; drop table kept;
     """)
     _accepted(con)
     rematched = con.sql("select coalesce(sum(n_records), 0) from changed_now").fetchall()[0][0]
@@ -256,8 +263,9 @@ def _accepted(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("create or replace temp view accepted_pairs as select * from match_pairs where accepted")
 
 
-def _cache_valid(out: Path, state: dict) -> bool:
-    if state.get("rules") != rules.fingerprint() or state.get("duckdb") != duckdb.__version__:
+def _cache_valid(out: Path, state: dict, levels: dict[str, str]) -> bool:
+    # a library's level ranks its records for the golden record, which carried clusters keep
+    if state.get("rules") != rules.fingerprint() or state.get("duckdb") != duckdb.__version__ or state.get("levels") != levels:
         return False
     for name in CACHE_FILES:
         path = out / name
@@ -269,6 +277,62 @@ def _cache_valid(out: Path, state: dict) -> bool:
     return True
 
 
+# ---- carried clusters --------------------------------------------------------------------------
+
+
+def _previous_links(con: duckdb.DuckDBPyConnection, out: Path) -> None:
+    """`previous_links`: the previous run's `record_manifestation` rows (empty on a first run)."""
+    path = out / "record_manifestation.parquet"
+    if path.exists():
+        work_id = "work_id" if "work_id" in pq.read_schema(path).names else "null::varchar as work_id"
+        con.execute(f"create or replace temp table previous_links as select * exclude (library_id, local_id, work_id), {work_id} "
+                    f"from read_parquet('{path}')")
+    else:
+        con.execute("create or replace temp table previous_links (record_key varchar, manifestation_id varchar, match_rule varchar, "
+                    "match_score float, matched_with varchar, match_evidence varchar, work_id varchar)")
+
+
+def _carry_nothing(con: duckdb.DuckDBPyConnection) -> int:
+    con.execute("create or replace temp table carried_clusters (cluster integer, first_record_key varchar, manifestation_id varchar)")
+    return 0
+
+
+def _carry_clusters(con: duckdb.DuckDBPyConnection, out: Path) -> int:
+    """`carried_clusters(cluster, first_record_key, manifestation_id)`: the clusters an incremental
+    run left as they were, and `carried_golden`, their golden rows from the previous run.
+
+    A cluster is carried when its records are exactly a previous manifestation's, none of them
+    changed (`recomputed_records`), none of its nodes changed (`dirty_keys`) and none gained or
+    lost an accepted pair (`relinked_nodes`).
+    Its golden record, id and strongest links then come out as a full rebuild would compute
+    them, so they are taken from the previous outputs; only the other clusters go through
+    golden records, id carrying and strongest links. Returns how many clusters were carried."""
+    con.execute(f"""
+        create or replace temp table carried_clusters as
+        with members as (
+            select c.cluster, m.record_key, p.manifestation_id,
+                   m.record_key in (select record_key from recomputed_records)
+                   or n.node_key in (select node_key from dirty_keys)
+                   or n.rid in (select rid from relinked_nodes) as touched
+            from clusters c join match_records m using (rid)
+            join node_members nm using (rid) join match_nodes n on n.rid = nm.node
+            left join previous_links p on p.record_key = m.record_key
+        ),
+        unchanged as (
+            select cluster, min(record_key) as first_record_key, any_value(manifestation_id) as manifestation_id, count(*) as n
+            from members group by cluster
+            having not bool_or(touched) and count(manifestation_id) = count(*) and min(manifestation_id) = max(manifestation_id)
+        )
+        select u.cluster, u.first_record_key, u.manifestation_id
+        from unchanged u join read_parquet('{out / 'manifestations.parquet'}') pm using (manifestation_id)
+        where pm.n_records = u.n;
+        create or replace temp table carried_golden as
+        select c.cluster, c.first_record_key, pm.* exclude (manifestation_id, work_id)
+        from carried_clusters c join read_parquet('{out / 'manifestations.parquet'}') pm using (manifestation_id);
+    """)
+    return con.sql("select count(*) from carried_clusters").fetchall()[0][0]
+
+
 # ---- ids ---------------------------------------------------------------------------------------
 
 _GOLDEN_SIGNATURE = "md5(concat_ws(chr(31), " + ", ".join(
@@ -277,15 +341,8 @@ _GOLDEN_SIGNATURE = "md5(concat_ws(chr(31), " + ", ".join(
 
 def _assign_ids(con: duckdb.DuckDBPyConnection, out: Path, run_number: int) -> None:
     """`manifestation_ids`, `work_ids`, their changes and ledger updates (dedup.ids)."""
-    previous_links = out / "record_manifestation.parquet"
     previous_manifestations = out / "manifestations.parquet"
     ledger = out / "id_ledger.parquet"
-    if previous_links.exists():
-        work_id = "work_id" if "work_id" in pq.read_schema(previous_links).names else "null::varchar as work_id"
-        con.execute(f"create or replace temp table previous_links as select record_key, manifestation_id, {work_id} "
-                    f"from read_parquet('{previous_links}')")
-    else:
-        con.execute("create or replace temp table previous_links (record_key varchar, manifestation_id varchar, work_id varchar)")
     if ledger.exists():
         con.execute(f"create or replace temp table id_ledger as select * from read_parquet('{ledger}')")
     else:
@@ -293,19 +350,24 @@ def _assign_ids(con: duckdb.DuckDBPyConnection, out: Path, run_number: int) -> N
                     "retired_run integer, successor varchar)")
     if previous_manifestations.exists():
         con.execute(f"create or replace temp table old_golden as select manifestation_id as old_id, {_GOLDEN_SIGNATURE} as sig "
-                    f"from read_parquet('{previous_manifestations}')")
+                    f"from read_parquet('{previous_manifestations}') "
+                    "where manifestation_id not in (select manifestation_id from carried_clusters)")
     else:
         con.execute("create or replace temp table old_golden (old_id varchar, sig varchar)")
 
     con.execute(f"""
+        -- carried clusters keep their ids: only the others' are carried here
         create or replace temp table manifestation_groups as
         select m.record_key as item, g.first_record_key as grp
-        from clusters c join match_records m using (rid) join golden g using (cluster);
-        create or replace temp table new_golden as select first_record_key as grp, {_GOLDEN_SIGNATURE} as sig from golden;
+        from clusters c join match_records m using (rid) join golden g using (cluster)
+        where c.cluster not in (select cluster from carried_clusters);
+        create or replace temp table new_golden as select first_record_key as grp, {_GOLDEN_SIGNATURE} as sig from golden
+        where cluster not in (select cluster from carried_clusters);
         create or replace temp table work_groups as
         select m.record_key as item, w.grp from clusters c join match_records m using (rid) join cluster_work w using (cluster);
         create or replace temp table previous_manifestation as
-            select record_key as item, manifestation_id as old_id from previous_links where manifestation_id is not null;
+            select record_key as item, manifestation_id as old_id from previous_links
+            where manifestation_id is not null and manifestation_id not in (select manifestation_id from carried_clusters);
         create or replace temp table previous_work as
             select record_key as item, work_id as old_id from previous_links where work_id is not null;
         create or replace temp table ledger_manifestation as select * from id_ledger where entity = 'manifestation';
@@ -314,6 +376,7 @@ def _assign_ids(con: duckdb.DuckDBPyConnection, out: Path, run_number: int) -> N
     ids.carry_ids(con, "manifestation", groups="manifestation_groups", previous="previous_manifestation",
                   ledger="ledger_manifestation", prefix="M", run=run_number,
                   new_signature="new_golden", old_signature="old_golden")
+    con.execute("insert into manifestation_ids select first_record_key, manifestation_id from carried_clusters")
     ids.carry_ids(con, "work", groups="work_groups", previous="previous_work", ledger="ledger_work",
                   prefix="W", run=run_number)
 
@@ -343,7 +406,7 @@ def _write_outputs(con: duckdb.DuckDBPyConnection, out: Path, run_number: int) -
         with inside as (
             select p.rid_a, p.rid_b, p.weight, p.title_score + p.authors_score as closeness from record_links p
             join clusters ca on ca.rid = p.rid_a join clusters cb on cb.rid = p.rid_b
-            where ca.cluster = cb.cluster
+            where ca.cluster = cb.cluster and ca.cluster not in (select cluster from carried_clusters)
         ),
         links as (
             select rid_a as rid, rid_b as other, weight, closeness from inside
@@ -355,6 +418,11 @@ def _write_outputs(con: duckdb.DuckDBPyConnection, out: Path, run_number: int) -
         from best b
         join record_links p on p.rid_a = least(b.rid, b.other) and p.rid_b = greatest(b.rid, b.other)
         join match_records m on m.rid = b.other
+        union all
+        select m.rid, p.matched_with, p.match_score, p.match_rule, p.match_evidence
+        from carried_clusters cc join clusters c using (cluster) join match_records m using (rid)
+        join previous_links p using (record_key)
+        where p.matched_with is not null
     """)
     counts: dict = {}
     counts["records"] = _write(con, out, "record_manifestation.parquet", """

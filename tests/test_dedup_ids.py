@@ -1,6 +1,7 @@
 """Stable manifestation ids across dedup runs (add, change, delete, merge, split), their
 lineage in changes.parquet, and incremental runs giving exactly a full rebuild's result."""
 
+import json
 import random
 import shutil
 
@@ -112,6 +113,8 @@ def test_an_incremental_run_equals_a_full_rebuild(province, tmp_path):
     assert incremental.summary.incremental and not full.summary.incremental
     assert 0 < incremental.summary.pairs_scored < full.summary.pairs_scored
     assert incremental.summary.features_computed == len(changed) + len(later)  # the others' are kept
+    state = json.loads((tmp_path / "incremental" / "state.json").read_text())
+    assert 0 < state["carried_manifestations"] < incremental.summary.manifestations  # most clusters are carried
     assert full.summary.features_computed == len(after)
     for name in OUTPUTS:
         query = "select * from read_parquet('{}') order by all"
