@@ -44,7 +44,8 @@ import pyarrow.parquet as pq  # noqa: E402
 from unioncat.registry import load_registry  # noqa: E402
 from unioncat.settings import Settings  # noqa: E402
 from warehouse.locks import remove_tree  # noqa: E402
-from warehouse.snapshot import build_catalogue, publish, read_manifest  # noqa: E402
+from warehouse import catalogue  # noqa: E402
+from warehouse.snapshot import publish, read_manifest  # noqa: E402
 
 CACHE = Path(tempfile.gettempdir()) / "unioncat-bench" / "publish"
 QUERIES = {
@@ -177,7 +178,7 @@ def main() -> None:
     for name in manifest["files"]:
         (scratch / name).parent.mkdir(parents=True, exist_ok=True)
         os.link(first.path / name, scratch / name)
-    catalogue_s, _ = _timed(lambda: build_catalogue(scratch))
+    catalogue_s, _ = _timed(lambda: catalogue.build(scratch))
 
     groups = ["records.parquet", "holdings.parquet", "quarantine.parquet", "manifestations.parquet", "record_manifestation.parquet",
               "holdings_distribution.parquet", "works.parquet", "changes.parquet", "libraries.parquet", "catalogue.duckdb",

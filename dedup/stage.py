@@ -392,6 +392,15 @@ def _write(con: duckdb.DuckDBPyConnection, out: Path, name: str, query: str, tab
                                         row_group_size=OUTPUT_BATCH_ROWS)
 
 
+PUBLISHED = {"record_manifestation": schema.RECORD_MANIFESTATION, "manifestations": schema.MANIFESTATIONS, "works": schema.WORKS}
+
+
+def _write_published(con: duckdb.DuckDBPyConnection, out: Path, table: str, query: str) -> int:
+    """A table publish links into its snapshot as it is: written by `schema.write_table`, in the
+    order the query gives (the snapshot's), without a run tag (the same rows, the same bytes)."""
+    return schema.write_table(out / f"{table}.parquet", con.sql(query).to_arrow_reader(schema.ROW_GROUP_ROWS), PUBLISHED[table], table)
+
+
 def _write_outputs(con: duckdb.DuckDBPyConnection, out: Path, run_number: int) -> dict:
     con.execute("""
         create or replace temp table cluster_ids as
@@ -425,7 +434,7 @@ def _write_outputs(con: duckdb.DuckDBPyConnection, out: Path, run_number: int) -
         where p.matched_with is not null
     """)
     counts: dict = {}
-    counts["records"] = _write(con, out, "record_manifestation.parquet", """
+    counts["records"] = _write_published(con, out, "record_manifestation", """
         select m.record_key, m.library_id, s.local_id, ci.manifestation_id, ci.work_id,
                coalesce(l.rule, 'singleton') as match_rule, l.weight as match_score,
                l.other as matched_with, l.evidence as match_evidence
@@ -434,17 +443,17 @@ def _write_outputs(con: duckdb.DuckDBPyConnection, out: Path, run_number: int) -
         join clusters c using (rid) join cluster_ids ci using (cluster)
         left join strongest_link l using (rid)
         order by m.record_key
-    """, schema.RECORD_MANIFESTATION, run_number)
-    counts["manifestations"] = _write(con, out, "manifestations.parquet", """
+    """)
+    counts["manifestations"] = _write_published(con, out, "manifestations", """
         select ci.manifestation_id, ci.work_id, g.* exclude (cluster, first_record_key)
         from golden g join cluster_ids ci using (cluster) order by ci.manifestation_id
-    """, schema.MANIFESTATIONS, run_number)
-    counts["works"] = _write(con, out, "works.parquet", """
+    """)
+    counts["works"] = _write_published(con, out, "works", """
         select ci.work_id, arg_min(g.title, (-g.n_records, ci.manifestation_id)) as title,
                arg_min(g.authors[1], (-g.n_records, ci.manifestation_id)) as author,
                count(*)::integer as n_manifestations, sum(g.n_records)::integer as n_records
         from golden g join cluster_ids ci using (cluster) group by ci.work_id order by ci.work_id
-    """, schema.WORKS, run_number)
+    """)
     _write(con, out, "changes.parquet", "select * from manifestation_changes order by change, "
            "coalesce(manifestation_id, old_manifestation_id), old_manifestation_id", schema.CHANGES, run_number)
     counts["changes"] = dict(con.sql("select change, count(*) from manifestation_changes group by all").fetchall())

@@ -4,7 +4,7 @@
 -- Tables, not views: they aggregate the whole of holdings_distribution and a
 -- snapshot never changes, so they are computed once, when the catalogue is built
 -- (as a view, library_stats took 0.6 s a query at 1M records).
-CREATE TABLE library_stats AS
+CREATE OR REPLACE TABLE library_stats AS
 WITH spread AS (
     SELECT manifestation_id, count(DISTINCT library_id) AS n_libraries
     FROM holdings_distribution
@@ -31,7 +31,7 @@ COMMENT ON TABLE library_stats IS 'Per library: records, manifestations held, un
 -- The self-join of holdings_distribution: the costliest query in the catalogue. It joins the
 -- distinct (manifestation, library) pairs, so that a pair of libraries is counted with count(*)
 -- rather than count(DISTINCT …) over every copy (6x faster at 1M records).
-CREATE TABLE library_overlap AS
+CREATE OR REPLACE TABLE library_overlap AS
 WITH holder AS (
     SELECT DISTINCT manifestation_id, library_id FROM holdings_distribution
 ),

@@ -1,7 +1,7 @@
 -- Coverage: where in the province, and in which subjects, the catalogue's
 -- manifestations are held.
 
-CREATE TABLE clc_classes (code VARCHAR PRIMARY KEY, name VARCHAR, name_en VARCHAR);
+CREATE OR REPLACE TABLE clc_classes (code VARCHAR PRIMARY KEY, name VARCHAR, name_en VARCHAR);
 INSERT INTO clc_classes VALUES
     ('A', '马克思主义、列宁主义、毛泽东思想、邓小平理论', 'Marxism, Leninism, Mao Zedong Thought, Deng Xiaoping Theory'),
     ('B', '哲学、宗教', 'Philosophy, religion'),
@@ -27,10 +27,10 @@ INSERT INTO clc_classes VALUES
     ('Z', '综合性图书', 'General works');
 COMMENT ON TABLE clc_classes IS 'The 22 top classes of the Chinese Library Classification (中图法), code = the first letter of a CLC number.';
 
-CREATE MACRO clc_top_class(clc) AS coalesce(upper(left(trim(clc[1]), 1)), '?');
+CREATE OR REPLACE MACRO clc_top_class(clc) AS coalesce(upper(left(trim(clc[1]), 1)), '?');
 
 -- Tables for the same reason as library_stats: computed once per snapshot.
-CREATE TABLE city_coverage AS
+CREATE OR REPLACE TABLE city_coverage AS
 WITH per_city AS (
     SELECT d.city, d.manifestation_id, sum(d.copies) AS copies
     FROM holdings_distribution d
@@ -52,7 +52,7 @@ GROUP BY c.city
 ORDER BY manifestations DESC, c.city;
 COMMENT ON TABLE city_coverage IS 'Per city: its libraries, manifestations held by at least one of them, those held in no other city, copies, and the share of the whole catalogue the city holds.';
 
-CREATE TABLE class_coverage AS
+CREATE OR REPLACE TABLE class_coverage AS
 SELECT
     clc_top_class(m.clc) AS class,
     coalesce(k.name, CASE WHEN m.clc[1] IS NULL THEN '未分类' ELSE '其他分类法' END) AS name,

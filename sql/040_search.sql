@@ -7,18 +7,19 @@
 -- written, plus the bigrams of the normalised title key (simplified
 -- characters: a simplified query finds a title catalogued in traditional).
 
-CREATE MACRO han_bigrams(text) AS flatten(list_transform(
+CREATE OR REPLACE MACRO han_bigrams(text) AS flatten(list_transform(
     regexp_extract_all(lower(coalesce(text, '')), '\p{Han}{2,}'),
     lambda run: list_transform(range(1, length(run)), lambda i: substr(run, i, 2))));
-CREATE MACRO western_words(text) AS
+CREATE OR REPLACE MACRO western_words(text) AS
     regexp_extract_all(lower(coalesce(text, '')), '[^\p{Han}\p{P}\p{S}\p{Z}\p{C}]+');
-CREATE MACRO search_terms(text) AS list_distinct(han_bigrams(text) || western_words(text));
+CREATE OR REPLACE MACRO search_terms(text) AS list_distinct(han_bigrams(text) || western_words(text));
+CREATE OR REPLACE MACRO manifestation_terms(title, subtitle, part_name, authors, title_key) AS list_distinct(
+    search_terms(concat_ws(' ', title, subtitle, part_name, array_to_string(authors, ' '))) || han_bigrams(title_key));
 
-CREATE TABLE search_index AS
-SELECT DISTINCT unnest(list_distinct(
-           search_terms(concat_ws(' ', title, subtitle, part_name, array_to_string(authors, ' ')))
-           || han_bigrams(title_key))) AS term,
-       manifestation_id
+-- When absent: a catalogue copied from the parent snapshot has it, brought up to date for the
+-- manifestations that changed by warehouse.catalogue.
+CREATE TABLE IF NOT EXISTS search_index AS
+SELECT DISTINCT unnest(manifestation_terms(title, subtitle, part_name, authors, title_key)) AS term, manifestation_id
 FROM manifestations
 ORDER BY term, manifestation_id;
 COMMENT ON TABLE search_index IS 'Search terms (Han character bigrams, lower-case Western words) of each manifestation''s title, subtitle, part name, authors and title key; sorted by term.';
@@ -29,7 +30,7 @@ COMMENT ON TABLE search_index IS 'Search terms (Han character bigrams, lower-cas
 -- there are any, else the closest, if they have at least half of the terms.
 -- A query with no term (one character, only punctuation) is matched as a
 -- substring of title and subtitle.
-CREATE MACRO search(text) AS TABLE
+CREATE OR REPLACE MACRO search(text) AS TABLE
 WITH query AS (SELECT unnest(search_terms(text)) AS term),
 wanted AS (SELECT count(*) AS n FROM query),
 scored AS (

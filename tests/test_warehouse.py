@@ -16,7 +16,7 @@ import pytest
 from unioncat import schema
 from unioncat.cli import main
 from unioncat.pipeline import dedup, registry
-from warehouse import locks, retention
+from warehouse import catalogue, locks, retention
 from warehouse.snapshot import (DEDUP_TABLES, LIBRARY_TABLES, ROW_GROUP_ROWS, build_snapshot, promote, publish,
                                 read_manifest, verify)
 from warehouse_demo import LIBRARIES, copy_inputs, published_demo
@@ -197,6 +197,43 @@ def test_changes_are_against_the_parent_snapshot_not_the_last_dedup_run(inputs):
             assert mid == old_id and mid in set(old.values()) & set(new.values())
         if change == "deleted":
             assert not any(old[k] == old_id and k in new for k in old)
+
+
+def _catalogue_content(path: Path) -> dict:
+    """Every table's rows (in a total order), comment and columns, and every macro, of a catalogue."""
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        tables = con.execute("select table_name, comment from duckdb_tables() order by all").fetchall()
+        content = {name: (comment, con.execute(f"describe {name}").fetchall(), con.execute(f"select * from {name} order by all").fetchall())
+                   for name, comment in tables}
+        content["macros"] = con.execute("select function_name, macro_definition, comment from duckdb_functions() "
+                                         "where function_type like '%macro' and not internal order by all").fetchall()
+        return content
+    finally:
+        con.close()
+
+
+def test_a_catalogue_brought_up_to_date_from_the_parents_equals_one_built_afresh(inputs, tmp_path, monkeypatch):
+    libraries = _libraries(inputs)
+    first = publish(inputs, libraries)
+    assert read_manifest(first.path)["catalogue"]["copies_in_a_row"] == 0  # no parent: built afresh
+    _drop_records(inputs, "ZJ013", lambda key: zlib.crc32(key.encode()) % 3 != 0)
+    dedup(inputs, libraries)
+    second = publish(inputs, libraries)
+    manifest = read_manifest(second.path)
+    assert manifest["catalogue"] == {"sql": catalogue.sql_fingerprint(), "copies_in_a_row": 1}
+    assert "records.parquet/ZJ013.parquet" not in second.reused and "records.parquet/ZJ001.parquet" in second.reused
+    assert manifest["counts"]["manifestations"] != read_manifest(first.path)["counts"]["manifestations"]
+    fresh = tmp_path / "fresh"
+    for name in manifest["files"]:
+        (fresh / name).parent.mkdir(parents=True, exist_ok=True)
+        os.link(second.path / name, fresh / name)
+    assert catalogue.build(fresh)["copies_in_a_row"] == 0
+    assert _catalogue_content(second.path / "catalogue.duckdb") == _catalogue_content(fresh / "catalogue.duckdb")
+    # Copies do not go on for ever: deleted rows leave gaps in the file.
+    monkeypatch.setattr(catalogue, "FRESH_EVERY", 2)
+    _drop_records(inputs, "ZJ014", lambda key: zlib.crc32(key.encode()) % 3 != 0)
+    assert read_manifest(publish(inputs, libraries).path)["catalogue"]["copies_in_a_row"] == 0
 
 
 def test_build_does_not_switch_current_until_promoted(inputs):

@@ -6,9 +6,23 @@ reading a snapshot sees what each column means without this code.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pyarrow as pa
 
+from unioncat import atomic
+
 SCHEMA_VERSION = "1"
+ROW_GROUP_ROWS = 128 * 1024  # a scan reads whole row groups; per-library files mostly hold one
+
+
+def write_table(path: Path, data: pa.Table | pa.RecordBatchReader, table_schema: pa.Schema, table_name: str) -> int:
+    """The one way a catalogue table's Parquet file is written (a snapshot's, and dedup's tables
+    that publish links into one): same schema, metadata and options, so the same rows in the same
+    order give the same bytes. A RecordBatchReader (a DuckDB query's result) is written as it is read."""
+    metadata = {"unioncat.schema_version": SCHEMA_VERSION, "unioncat.table": table_name}
+    batches = data.to_batches(max_chunksize=ROW_GROUP_ROWS) if isinstance(data, pa.Table) else data
+    return atomic.write_parquet_batches(path, batches, table_schema.with_metadata(metadata), row_group_size=ROW_GROUP_ROWS)
 
 
 def _field(name: str, type_: pa.DataType, doc: str, nullable: bool = True) -> pa.Field:

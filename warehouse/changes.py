@@ -40,16 +40,17 @@ def _rows(snapshot: Path | None) -> str:
 def against_parent(con: duckdb.DuckDBPyConnection, snapshot: Path, parent: Path | None) -> pa.Table:
     """Changes from `parent` (None: the first snapshot) to `snapshot`, as CHANGES rows, ordered."""
     return con.sql(f"""
-        with old_links as (select record_key, manifestation_id as old_id from {_links(parent)}),
-             new_links as (select record_key, manifestation_id as new_id from {_links(snapshot)}),
-             old_ids as (select distinct old_id from old_links),
-             new_ids as (select distinct new_id from new_links),
-             overlap as (select old_id, new_id, count(*) as n from old_links join new_links using (record_key) group by all),
+        with old_links as materialized (select record_key, manifestation_id as old_id from {_links(parent)}),
+             new_links as materialized (select record_key, manifestation_id as new_id from {_links(snapshot)}),
+             old_ids as materialized (select distinct old_id from old_links),
+             new_ids as materialized (select distinct new_id from new_links),
+             overlap as materialized (select old_id, new_id, count(*) as n from old_links join new_links using (record_key) group by all),
              gone as (select old_id from old_ids where old_id not in (select new_id from new_ids)),
              fresh as (select new_id from new_ids where new_id not in (select old_id from old_ids)),
              kept as (select new_id as id from new_ids where new_id in (select old_id from old_ids)),
-             old_members as (select old_id as id, md5(string_agg(record_key, '|' order by record_key)) as members from old_links group by 1),
-             new_members as (select new_id as id, md5(string_agg(record_key, '|' order by record_key)) as members from new_links group by 1)
+             -- ids whose record set changed: they lost a record or gained one
+             moved as (select o.old_id as id from old_links o anti join new_links n on n.record_key = o.record_key and n.new_id = o.old_id
+                       union select n.new_id from new_links n anti join old_links o on o.record_key = n.record_key and o.old_id = n.new_id)
         select 'merged' as change, arg_min(new_id, (-n, new_id)) as manifestation_id, old_id as old_manifestation_id
         from overlap where old_id in (select old_id from gone) group by old_id
         union all
@@ -60,9 +61,8 @@ def against_parent(con: duckdb.DuckDBPyConnection, snapshot: Path, parent: Path 
         select 'added', new_id, null from fresh where new_id not in (select new_id from overlap)
         union all
         select 'updated', id, id from kept
-        join old_members o using (id) join new_members n using (id)
         left join {_rows(parent)} r_old on r_old.manifestation_id = id
         left join {_rows(snapshot)} r_new on r_new.manifestation_id = id
-        where o.members <> n.members or r_old.sig is distinct from r_new.sig
+        where id in (select id from moved) or r_old.sig is distinct from r_new.sig
         order by change, coalesce(manifestation_id, old_manifestation_id), old_manifestation_id
     """).to_arrow_table()

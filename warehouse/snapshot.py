@@ -15,7 +15,8 @@ Layout of `published/<id>/` (ARCHITECTURE.md "Published snapshot"):
 - `libraries.parquet`, `manifestations.parquet`, `record_manifestation.parquet`, `works.parquet`,
   `holdings_distribution.parquet`, `changes.parquet` (against the parent snapshot, see
   warehouse.changes);
-- `catalogue.duckdb` (built by `sql/*.sql`), `report.html` (warehouse.report), `reader.lock`.
+- `catalogue.duckdb` (warehouse.catalogue: built by `sql/*.sql`, or the parent's brought up to
+  date), `report.html` (warehouse.report), `reader.lock`.
 
 Incremental: each data file records a fingerprint of its inputs (the staging or dedup file's
 sha256, the schema and writer versions). When the parent snapshot has the same file with the
@@ -49,20 +50,20 @@ from typing import Callable
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from harvesters import state as harvest_state
 from unioncat import atomic, schema
+from unioncat.schema import ROW_GROUP_ROWS, write_table
 from unioncat.registry import Library
-from unioncat.settings import REPO_ROOT, Settings, duckdb_config
-from warehouse import changes, locks, retention
+from unioncat.settings import Settings, duckdb_config
+from warehouse import catalogue, changes, locks, retention
+from warehouse.catalogue import CATALOGUE
 
-SQL_DIR = REPO_ROOT / "sql"
-CATALOGUE = "catalogue.duckdb"
 MANIFEST = "manifest.json"
 REPORT = "report.html"
 # Bump when the layout or writer options change: files built by another writer are not reused.
 WRITER_VERSION = "2"
-ROW_GROUP_ROWS = 128 * 1024  # a scan reads whole row groups; per-library files mostly hold one
 
 # Per-library tables: staging file → `<table>.parquet/<library_id>.parquet`, sorted by these
 # columns (a stable sort: rows equal in them keep the staging file's order).
@@ -71,7 +72,8 @@ LIBRARY_TABLES = {
     "holdings": (schema.HOLDINGS, tuple(schema.HOLDINGS.names)),
     "quarantine": (schema.QUARANTINE, ("library_id", "source", "position", "reason", "detail", "run_id")),
 }
-# Dedup's outputs, sorted by the column lookups filter on.
+# Dedup's outputs, sorted by the column lookups filter on (dedup writes them so, with
+# schema.write_table: they are linked as they are).
 DEDUP_TABLES = {
     "manifestations": (schema.MANIFESTATIONS, ("manifestation_id",)),
     "record_manifestation": (schema.RECORD_MANIFESTATION, ("record_key",)),
@@ -110,14 +112,6 @@ def _file_fingerprint(path: Path) -> str:
     return sha256_file(path) if path.exists() else "absent"
 
 
-def write_table(path: Path, data: pa.Table | pa.RecordBatchReader, table_schema: pa.Schema, table_name: str) -> int:
-    """The one way a snapshot's Parquet files are written: same schema, metadata and options;
-    a RecordBatchReader (a DuckDB query's result) is written as it is read."""
-    metadata = {"unioncat.schema_version": schema.SCHEMA_VERSION, "unioncat.table": table_name}
-    batches = data.to_batches(max_chunksize=ROW_GROUP_ROWS) if isinstance(data, pa.Table) else data
-    return atomic.write_parquet_batches(path, batches, table_schema.with_metadata(metadata), row_group_size=ROW_GROUP_ROWS)
-
-
 def read_manifest(snapshot: Path) -> dict:
     return json.loads((snapshot / MANIFEST).read_text(encoding="utf-8"))
 
@@ -136,9 +130,11 @@ class SnapshotWriter:
         self.reused: list[str] = []
         self.con = duckdb.connect(config=duckdb_config(folder.parent / ".spill"))
 
-    def write(self, name: str, inputs: str | None, produce: Callable[[], pa.Table | pa.RecordBatchReader], table_schema: pa.Schema, table_name: str) -> int:
+    def write(self, name: str, inputs: str | None, produce: Callable[[], pa.Table | pa.RecordBatchReader], table_schema: pa.Schema,
+              table_name: str, *, ready: Path | None = None) -> int:
         """Write `name` from `produce()`, or link the parent's file built from the same `inputs`
-        (None: never reuse, e.g. files that depend on the parent itself)."""
+        (None: never reuse, e.g. files that depend on the parent itself), or link `ready`, a file
+        of the same rows already written by `schema.write_table` (dedup's tables)."""
         target = self.folder / name
         target.parent.mkdir(parents=True, exist_ok=True)
         previous = self.parent_files.get(name)
@@ -146,6 +142,9 @@ class SnapshotWriter:
             rows = previous["rows"]
             self.checksums[name] = self.parent_checksums[name]
             self.reused.append(name)
+        elif ready is not None and _written_as(ready, table_schema, table_name) and _link(ready, target):
+            rows = pq.read_metadata(target).num_rows
+            self.checksums[name] = sha256_file(target)
         else:
             rows = write_table(target, produce(), table_schema, table_name)
             self.checksums[name] = sha256_file(target)
@@ -154,13 +153,7 @@ class SnapshotWriter:
 
     def _link_from_parent(self, name: str) -> bool:
         source = self.parent / name
-        if name not in self.parent_checksums or not source.is_file():
-            return False
-        try:
-            os.link(source, self.folder / name)
-        except OSError:  # another file system, or links not allowed: write it instead
-            return False
-        return True
+        return name in self.parent_checksums and source.is_file() and _link(source, self.folder / name)
 
     def query(self, sql: str, params: list) -> pa.RecordBatchReader:
         return self.con.sql(sql, params=params).to_arrow_reader(ROW_GROUP_ROWS)
@@ -172,6 +165,27 @@ class SnapshotWriter:
 
     def close(self) -> None:
         self.con.close()
+
+
+def _link(source: Path, target: Path) -> bool:
+    """Hard-link a file into the snapshot (safe: no published or dedup file is ever modified in
+    place, they are replaced)."""
+    try:
+        os.link(source, target)
+    except OSError:  # another file system, or links not allowed: write it instead
+        return False
+    return True
+
+
+def _written_as(path: Path, table_schema: pa.Schema, table_name: str) -> bool:
+    """Whether `path` is a `schema.write_table` file of this table (dedup writes its tables so)."""
+    if not path.is_file():
+        return False
+    found = pq.read_schema(path)
+    metadata = found.metadata or {}
+    return (metadata.get(b"unioncat.table") == table_name.encode()
+            and metadata.get(b"unioncat.schema_version") == schema.SCHEMA_VERSION.encode()
+            and found.remove_metadata().equals(table_schema.remove_metadata()))
 
 
 def _library_rows(settings: Settings, libraries: list[Library]) -> pa.Table:
@@ -203,7 +217,7 @@ def _write_dedup_tables(writer: SnapshotWriter, settings: Settings) -> dict[str,
         source = settings.dedup_dir / f"{table}.parquet"
         counts[table] = writer.write(
             f"{table}.parquet", _fingerprint(table, _file_fingerprint(source)),
-            writer.sorted_parquet(source, order, table_schema), table_schema, table,
+            writer.sorted_parquet(source, order, table_schema), table_schema, table, ready=source,
         )
     return counts
 
@@ -237,22 +251,6 @@ def content_hash(checksums: dict[str, str], libraries_fingerprint: str) -> str:
                if name.endswith(".parquet") and name.split("/")[0] not in LINEAGE_FILES}
     covered["libraries"] = libraries_fingerprint
     return hashlib.sha256(json.dumps(covered, sort_keys=True).encode()).hexdigest()
-
-
-def build_catalogue(snapshot_dir: Path) -> None:
-    """Run `sql/*.sql` in order on a fresh DuckDB file inside the snapshot."""
-    path = snapshot_dir / CATALOGUE
-    path.unlink(missing_ok=True)
-    # Row order inside a table means nothing to SQL; not keeping it loads the tables faster.
-    con = duckdb.connect(str(path), config=duckdb_config(snapshot_dir.parent / ".spill", preserve_insertion_order=False))
-    try:
-        con.execute("set enable_progress_bar = false")
-        con.execute(f"set file_search_path = '{snapshot_dir}'")
-        for script in sorted(SQL_DIR.glob("*.sql")):
-            con.execute(script.read_text(encoding="utf-8"))
-        con.execute("checkpoint")
-    finally:
-        con.close()
 
 
 def _crash_point(name: str) -> None:
@@ -305,7 +303,11 @@ def build_snapshot(settings: Settings, libraries: list[Library]) -> PublishSumma
                                              schema.CHANGES, "changes")
         finally:
             writer.close()
-        build_catalogue(build)
+        parent_manifest = read_manifest(parent) if parent else {}
+        catalogue_entry = catalogue.build(
+            build, parent, parent_manifest.get("catalogue"),
+            changed_files=[name for name in writer.files if name not in writer.reused],
+            removed_files=[name for name in parent_manifest.get("files", {}) if name not in writer.files])
         _crash_point("catalogue")
         write_report(build, snapshot_id, parent)
         created_at = harvest_state.now_iso()
@@ -318,6 +320,7 @@ def build_snapshot(settings: Settings, libraries: list[Library]) -> PublishSumma
             "files": writer.files,
             "checksums": {**writer.checksums, CATALOGUE: sha256_file(build / CATALOGUE), REPORT: sha256_file(build / REPORT)},
             "content_hash": content_hash(writer.checksums, libraries_fingerprint),
+            "catalogue": catalogue_entry,
             "library_runs": {row["library_id"]: row["run_id"] for row in libraries_table.to_pylist()},
         })
         locks.create_reader_lock(build)

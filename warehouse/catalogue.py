@@ -1,0 +1,128 @@
+"""`catalogue.duckdb`: a snapshot's tables in one DuckDB file, with the figures, search index
+and lookups of `sql/*.sql` (run in name order).
+
+Built afresh, every table loaded from the snapshot's Parquet files; or, when the parent
+snapshot's catalogue was built by the same SQL and DuckDB, as a copy of the parent's brought
+up to date. At 11M records a fresh build loads every record again; a copy changes only:
+- the rows of a base table whose snapshot file was rewritten (a changed library's records,
+  holdings and quarantine; dedup's tables, replaced whole), deleted and inserted again;
+- the `search_index` terms of the manifestations whose title, subtitle, part name, authors or
+  title key changed;
+then the scripts run as in a fresh build: they create the base tables and the search index
+only when absent, and replace every derived table and macro. The result holds the same rows
+as a fresh build; only the order of rows inside a table may differ.
+
+Deleted rows leave gaps in a DuckDB file, so after `FRESH_EVERY` copies in a row the next
+catalogue is built afresh.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+import duckdb
+
+from unioncat.settings import REPO_ROOT, duckdb_config
+
+SQL_DIR = REPO_ROOT / "sql"
+CATALOGUE = "catalogue.duckdb"
+BASE_TABLES = "010_tables.sql"  # creates each base table when absent
+FRESH_EVERY = 8
+# What the search index is computed from (sql/040_search.sql, macro manifestation_terms).
+SEARCH_FIELDS = "manifestation_id, title, subtitle, part_name, authors, title_key"
+
+
+def sql_fingerprint() -> str:
+    """Changes with any script or the DuckDB version: a parent's catalogue is copied only when equal."""
+    digest = hashlib.sha256(duckdb.__version__.encode())
+    for script in sorted(SQL_DIR.glob("*.sql")):
+        digest.update(script.name.encode() + b"\0" + script.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def build(snapshot_dir: Path, parent: Path | None = None, parent_catalogue: dict | None = None,
+          changed_files: list[str] = (), removed_files: list[str] = ()) -> dict:
+    """Build `snapshot_dir/catalogue.duckdb`. With `parent` (its manifest's `catalogue` entry in
+    `parent_catalogue`), copy the parent's and apply the snapshot files written anew
+    (`changed_files`) or gone (`removed_files`), names relative to the snapshot. Returns this
+    catalogue's manifest entry: the SQL fingerprint and how many copies in a row led to it."""
+    path = snapshot_dir / CATALOGUE
+    path.unlink(missing_ok=True)
+    fingerprint = sql_fingerprint()
+    copies = _copies_so_far(parent, parent_catalogue, fingerprint)
+    if copies is not None:
+        shutil.copyfile(parent / CATALOGUE, path)
+        os.chmod(path, 0o644)
+    # Row order inside a table means nothing to SQL; not keeping it loads the tables faster.
+    con = duckdb.connect(str(path), config=duckdb_config(snapshot_dir.parent / ".spill", preserve_insertion_order=False))
+    try:
+        con.execute("set enable_progress_bar = false")
+        con.execute(f"set file_search_path = '{snapshot_dir}'")
+        if copies is not None:
+            _bring_up_to_date(con, changed_files, removed_files)
+        for script in sorted(SQL_DIR.glob("*.sql")):
+            con.execute(script.read_text(encoding="utf-8"))
+        con.execute("checkpoint")
+    finally:
+        con.close()
+    return {"sql": fingerprint, "copies_in_a_row": 0 if copies is None else copies + 1}
+
+
+def _copies_so_far(parent: Path | None, entry: dict | None, fingerprint: str) -> int | None:
+    """How many copies in a row led to the parent's catalogue, or None to build afresh."""
+    if parent is None or not entry or entry.get("sql") != fingerprint or not (parent / CATALOGUE).is_file():
+        return None
+    copies = int(entry.get("copies_in_a_row", 0))
+    return copies if copies + 1 < FRESH_EVERY else None
+
+
+def _table(file_name: str) -> tuple[str, str | None]:
+    """`records.parquet/ZJ001.parquet` → ('records', 'ZJ001'); `works.parquet` → ('works', None)."""
+    first, _, rest = file_name.partition("/")
+    return first.removesuffix(".parquet"), (rest.removesuffix(".parquet") or None)
+
+
+def _bring_up_to_date(con: duckdb.DuckDBPyConnection, changed_files: list[str], removed_files: list[str]) -> None:
+    tables = {name for (name,) in con.execute("select table_name from duckdb_tables() where schema_name = 'main'").fetchall()}
+    deleted: dict[str, list[str]] = {}  # per-library table → libraries whose rows go
+    inserted: dict[str, list[str]] = {}  # per-library table → files whose rows come in
+    dropped: set[str] = set()  # whole-table files rewritten: loaded again by sql/010_tables.sql
+    for name in [*changed_files, *removed_files]:
+        table, library_id = _table(name)
+        if table not in tables:
+            continue
+        if library_id is None:
+            dropped.add(table)
+            continue
+        deleted.setdefault(table, []).append(library_id)
+        if name in changed_files:
+            inserted.setdefault(table, []).append(name)
+    con.execute("begin")
+    if "manifestations" in dropped:
+        con.execute(f"create temp table parent_search_fields as select {SEARCH_FIELDS} from manifestations")
+    for table in dropped:
+        con.execute(f"drop table {table}")
+    for table, libraries in deleted.items():
+        con.execute(f"delete from {table} where library_id in (select unnest(?::varchar[]))", [libraries])
+    for table, files in inserted.items():
+        columns = ", ".join(c for (c,) in con.execute(
+            "select column_name from duckdb_columns() where schema_name = 'main' and table_name = ? order by column_index",
+            [table]).fetchall())
+        con.execute(f"insert into {table} by name select {columns} from read_parquet(?::varchar[])", [files])
+    con.execute((SQL_DIR / BASE_TABLES).read_text(encoding="utf-8"))
+    if "manifestations" in dropped:
+        con.execute(f"""
+            create temp table search_changed as
+            select manifestation_id from (select * from parent_search_fields except select {SEARCH_FIELDS} from manifestations)
+            union
+            select manifestation_id from (select {SEARCH_FIELDS} from manifestations except select * from parent_search_fields);
+            delete from search_index where manifestation_id in (select manifestation_id from search_changed);
+            insert into search_index
+            select distinct unnest(manifestation_terms(title, subtitle, part_name, authors, title_key)) as term, manifestation_id
+            from manifestations where manifestation_id in (select manifestation_id from search_changed)
+            order by term, manifestation_id;
+        """)
+    con.execute("commit")
