@@ -11,14 +11,17 @@ Reads the staging Parquet of the libraries given; writes to `<data_dir>/dedup/`:
   scored as a match, with its field levels (answers "why are these together / apart?");
 - `match_records.parquet` (features and fingerprints), `id_ledger.parquet` (every id ever
   issued and what became of it) and `state.json` (run number, rules fingerprint), written last.
-An incremental run (the default when the rules and DuckDB are unchanged) computes the features
-of new and changed records only (the others keep theirs from `match_records.parquet`), re-blocks
-and re-scores only the blocks of new, changed or deleted records; clustering, golden records and
-ids are then recomputed over all accepted pairs, so its result equals a full rebuild's.
+An incremental run (the default when the rules, DuckDB and the libraries' levels are unchanged)
+computes the features of new and changed records only (the others keep theirs from
+`match_records.parquet`), re-blocks and re-scores only the blocks of new, changed or deleted
+records, and clusters all accepted pairs again; a cluster it left as it was (`_carry_clusters`)
+keeps its golden record, id and strongest links from the previous outputs, the others get new
+ones. Its result equals a full rebuild's (tests/test_dedup_ids.py).
 """
 
 from __future__ import annotations
 
+import os
 import resource
 import time
 from dataclasses import dataclass, field
@@ -303,10 +306,10 @@ def _carry_clusters(con: duckdb.DuckDBPyConnection, out: Path) -> int:
 
     A cluster is carried when its records are exactly a previous manifestation's, none of them
     changed (`recomputed_records`), none of its nodes changed (`dirty_keys`) and none gained or
-    lost an accepted pair (`relinked_nodes`).
-    Its golden record, id and strongest links then come out as a full rebuild would compute
-    them, so they are taken from the previous outputs; only the other clusters go through
-    golden records, id carrying and strongest links. Returns how many clusters were carried."""
+    lost an accepted pair (`relinked_nodes`). Its golden record, id and strongest links then come
+    out as a full rebuild would compute them, so they are taken from the previous outputs; only
+    the other clusters go through golden records, id carrying and strongest links. Returns how
+    many clusters were carried."""
     con.execute(f"""
         create or replace temp table carried_clusters as
         with members as (
@@ -392,6 +395,14 @@ def _write(con: duckdb.DuckDBPyConnection, out: Path, name: str, query: str, tab
                                         row_group_size=OUTPUT_BATCH_ROWS)
 
 
+def _write_cache(con: duckdb.DuckDBPyConnection, out: Path, name: str, query: str, run_number: int) -> None:
+    """A file only the next run reads (features, nodes), by DuckDB's parallel Parquet writer."""
+    temp = out / f".{name}.tmp"
+    con.execute(f"""copy ({query}) to '{temp}' (format parquet, compression zstd, row_group_size {OUTPUT_BATCH_ROWS},
+                    kv_metadata {{'unioncat.schema_version': '{schema.SCHEMA_VERSION}', '{RUN_TAG.decode()}': '{run_number}'}})""")
+    os.replace(temp, out / name)
+
+
 PUBLISHED = {"record_manifestation": schema.RECORD_MANIFESTATION, "manifestations": schema.MANIFESTATIONS, "works": schema.WORKS}
 
 
@@ -465,10 +476,10 @@ def _write_outputs(con: duckdb.DuckDBPyConnection, out: Path, run_number: int) -
                p.veto, p.accepted
         from match_pairs p join match_nodes x on x.rid = p.rid_a join match_nodes y on y.rid = p.rid_b
     """, schema.MATCH_EVIDENCE, run_number)
-    _write(con, out, "match_records.parquet", """
+    _write_cache(con, out, "match_records.parquet", """
         select r.* exclude (rid, libraries), n.node_key from match_records r join node_members m using (rid) join match_nodes n on n.rid = m.node
-    """, None, run_number)
-    _write(con, out, "match_nodes.parquet", "select * exclude (rid, first_rid) from match_nodes", None, run_number)
+    """, run_number)
+    _write_cache(con, out, "match_nodes.parquet", "select * exclude (rid, first_rid) from match_nodes", run_number)
     _write_ledger(con, out, run_number)
     return counts
 
