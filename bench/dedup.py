@@ -105,7 +105,7 @@ def main() -> None:
 
     con = duckdb.connect(config={"preserve_insertion_order": False, "temp_directory": str(work / ".spill")})
     load_files(con, files)
-    con.execute("create or replace temp table all_records as select * from dedup_input")
+    con.execute("create or replace temp table all_records as select * from dedup_input; drop view dedup_input")
     held_back = "hash(record_key) % 200 = 0"  # 0.5%
     con.execute(f"create or replace temp table dedup_input as select * from all_records where not ({held_back})")
     started = time.perf_counter()

@@ -41,13 +41,19 @@ def build_nodes(con: duckdb.DuckDBPyConnection) -> int:
         create or replace temp table twin_groups as
         select twin_key, k, min(rid) as first_rid, count(*) as n from twin_occurrence group by twin_key, k;
         create or replace temp table twin_pairs as select first_rid as rid_a, first_rid as rid_b from twin_groups where n > 1;
+        create or replace temp table twin_records as
+        select *, [library_id] as libraries from match_records where rid in (select rid_a from twin_pairs);
     """)
-    score_pairs(con, "twin_pairs", "twin_scores", table="match_records")
+    score_pairs(con, "twin_pairs", "twin_scores", table="twin_records")
     con.execute(f"""
+        -- a twin group's key, once per group; null: its twins are one node each, keyed by record
+        create or replace temp table twin_group_keys as
+        select g.twin_key, g.k, case when g.n = 1 or s.weight >= {rules.MATCH_THRESHOLD} then g.twin_key::varchar || '.' || g.k end as node_key
+        from twin_groups g left join twin_scores s on s.rid_a = g.first_rid;
         create or replace temp table node_keys as
-        select o.rid, case when g.n = 1 or s.weight >= {rules.MATCH_THRESHOLD} then o.twin_key::varchar || '.' || o.k
-                           else o.record_key end as node_key
-        from twin_occurrence o join twin_groups g using (twin_key, k) left join twin_scores s on s.rid_a = g.first_rid;
+        select o.rid, coalesce(g.node_key, o.record_key) as node_key
+        from twin_occurrence o join twin_group_keys g using (twin_key, k);
+        drop table twin_group_keys; drop table twin_records;
         create or replace temp table match_nodes as
         with grouped as (
             select k.node_key, min(k.rid) as first_rid, count(*)::integer as n_records,
@@ -56,7 +62,7 @@ def build_nodes(con: duckdb.DuckDBPyConnection) -> int:
         )
         select (row_number() over (order by m.record_key) - 1)::integer as rid, g.node_key, g.first_rid, g.n_records,
                g.libraries, hash(m.twin_key, g.libraries) as fingerprint,
-               m.* exclude (rid, libraries, fingerprint, library_id)
+               m.* exclude (rid, fingerprint, library_id)
         from grouped g join match_records m on m.rid = g.first_rid;
         create or replace temp table node_members as
         select k.rid, n.rid as node from node_keys k join match_nodes n using (node_key);

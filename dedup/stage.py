@@ -82,10 +82,12 @@ def deduplicate(settings: Settings, libraries: list[Library], con: duckdb.DuckDB
 
 
 def load_files(con: duckdb.DuckDBPyConnection, files: list[str]) -> None:
-    """`dedup_input`: the active records of canonical `records` Parquet files."""
+    """`dedup_input`: the active records of canonical `records` Parquet files, as a view: read
+    where needed (each use reads only its columns) rather than held in memory at 11M records."""
     if files:
-        con.execute(f"create or replace temp table dedup_input as select {', '.join(INPUT_COLUMNS)} "
-                    "from read_parquet(?, union_by_name=true) where status = 'active'", [files])
+        listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+        con.execute(f"create or replace temp view dedup_input as select {', '.join(INPUT_COLUMNS)} "
+                    f"from read_parquet([{listed}], union_by_name=true) where status = 'active'")
     else:
         load_rows(con, schema.RECORDS.empty_table())
 
@@ -311,20 +313,20 @@ def _carry_clusters(con: duckdb.DuckDBPyConnection, out: Path) -> int:
     the other clusters go through golden records, id carrying and strongest links. Returns how
     many clusters were carried."""
     con.execute(f"""
+        create or replace temp table touched_clusters as
+        with touched_nodes as (
+            select rid from relinked_nodes union select rid from match_nodes semi join dirty_keys using (node_key)
+        )
+        select distinct c.cluster from node_members nm semi join touched_nodes t on t.rid = nm.node join clusters c using (rid)
+        union
+        select c.cluster from match_records m semi join recomputed_records using (record_key) join clusters c using (rid);
         create or replace temp table carried_clusters as
-        with members as (
-            select c.cluster, m.record_key, p.manifestation_id,
-                   m.record_key in (select record_key from recomputed_records)
-                   or n.node_key in (select node_key from dirty_keys)
-                   or n.rid in (select rid from relinked_nodes) as touched
-            from clusters c join match_records m using (rid)
-            join node_members nm using (rid) join match_nodes n on n.rid = nm.node
-            left join previous_links p on p.record_key = m.record_key
-        ),
-        unchanged as (
-            select cluster, min(record_key) as first_record_key, any_value(manifestation_id) as manifestation_id, count(*) as n
-            from members group by cluster
-            having not bool_or(touched) and count(manifestation_id) = count(*) and min(manifestation_id) = max(manifestation_id)
+        with unchanged as (
+            select c.cluster, min(m.record_key) as first_record_key, min(p.manifestation_id) as manifestation_id, count(*) as n
+            from clusters c anti join touched_clusters using (cluster)
+            join match_records m using (rid) left join previous_links p on p.record_key = m.record_key
+            group by c.cluster
+            having count(p.manifestation_id) = count(*) and min(p.manifestation_id) = max(p.manifestation_id)
         )
         select u.cluster, u.first_record_key, u.manifestation_id
         from unchanged u join read_parquet('{out / 'manifestations.parquet'}') pm using (manifestation_id)
@@ -332,6 +334,7 @@ def _carry_clusters(con: duckdb.DuckDBPyConnection, out: Path) -> int:
         create or replace temp table carried_golden as
         select c.cluster, c.first_record_key, pm.* exclude (manifestation_id, work_id)
         from carried_clusters c join read_parquet('{out / 'manifestations.parquet'}') pm using (manifestation_id);
+        drop table touched_clusters;
     """)
     return con.sql("select count(*) from carried_clusters").fetchall()[0][0]
 
@@ -415,18 +418,21 @@ def _write_published(con: duckdb.DuckDBPyConnection, out: Path, table: str, quer
 def _write_outputs(con: duckdb.DuckDBPyConnection, out: Path, run_number: int) -> dict:
     con.execute("""
         create or replace temp table cluster_ids as
-        select g.cluster, mi.id as manifestation_id, wi.id as work_id
+        select g.cluster, mi.id as manifestation_id, wi.id as work_id, cc.cluster is not null as carried
         from golden g
         join manifestation_ids mi on mi.grp = g.first_record_key
         join cluster_work w using (cluster)
         join work_ids wi on wi.grp = w.grp
+        left join carried_clusters cc using (cluster)
     """)
+    # the strongest link of each record of a cluster not carried (carried ones keep theirs)
     con.execute(f"""
+        create or replace temp table open_records as select c.rid, c.cluster from clusters c anti join carried_clusters using (cluster);
         create or replace temp table strongest_link as
         with inside as (
             select p.rid_a, p.rid_b, p.weight, p.title_score + p.authors_score as closeness from record_links p
-            join clusters ca on ca.rid = p.rid_a join clusters cb on cb.rid = p.rid_b
-            where ca.cluster = cb.cluster and ca.cluster not in (select cluster from carried_clusters)
+            join open_records ca on ca.rid = p.rid_a join open_records cb on cb.rid = p.rid_b
+            where ca.cluster = cb.cluster
         ),
         links as (
             select rid_a as rid, rid_b as other, weight, closeness from inside
@@ -437,22 +443,21 @@ def _write_outputs(con: duckdb.DuckDBPyConnection, out: Path, run_number: int) -
         select b.rid, m.record_key as other, p.weight, {rule_sql('p')} as rule, {evidence_sql('p')} as evidence
         from best b
         join record_links p on p.rid_a = least(b.rid, b.other) and p.rid_b = greatest(b.rid, b.other)
-        join match_records m on m.rid = b.other
-        union all
-        select m.rid, p.matched_with, p.match_score, p.match_rule, p.match_evidence
-        from carried_clusters cc join clusters c using (cluster) join match_records m using (rid)
-        join previous_links p using (record_key)
-        where p.matched_with is not null
+        join match_records m on m.rid = b.other;
+        drop table open_records;
     """)
     counts: dict = {}
     counts["records"] = _write_published(con, out, "record_manifestation", """
         select m.record_key, m.library_id, s.local_id, ci.manifestation_id, ci.work_id,
-               coalesce(l.rule, 'singleton') as match_rule, l.weight as match_score,
-               l.other as matched_with, l.evidence as match_evidence
+               if(ci.carried, p.match_rule, coalesce(l.rule, 'singleton')) as match_rule,
+               if(ci.carried, p.match_score, l.weight) as match_score,
+               if(ci.carried, p.matched_with, l.other) as matched_with,
+               if(ci.carried, p.match_evidence, l.evidence) as match_evidence
         from match_records m
         join dedup_input s on s.record_key = m.record_key
         join clusters c using (rid) join cluster_ids ci using (cluster)
         left join strongest_link l using (rid)
+        left join previous_links p on p.record_key = m.record_key
         order by m.record_key
     """)
     counts["manifestations"] = _write_published(con, out, "manifestations", """
@@ -476,9 +481,7 @@ def _write_outputs(con: duckdb.DuckDBPyConnection, out: Path, run_number: int) -
                p.veto, p.accepted
         from match_pairs p join match_nodes x on x.rid = p.rid_a join match_nodes y on y.rid = p.rid_b
     """, schema.MATCH_EVIDENCE, run_number)
-    _write_cache(con, out, "match_records.parquet", """
-        select r.* exclude (rid, libraries), n.node_key from match_records r join node_members m using (rid) join match_nodes n on n.rid = m.node
-    """, run_number)
+    _write_cache(con, out, "match_records.parquet", "select * exclude (rid) from match_records", run_number)
     _write_cache(con, out, "match_nodes.parquet", "select * exclude (rid, first_rid) from match_nodes", run_number)
     _write_ledger(con, out, run_number)
     return counts
