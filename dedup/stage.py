@@ -71,6 +71,18 @@ def staged_record_files(settings: Settings, libraries: list[Library]) -> list[st
     return [str(p) for p in paths if p.exists()]
 
 
+def staged_versions(settings: Settings, libraries: list[Library]) -> dict[str, list[int]]:
+    """library → [size, mtime_ns] of its staged records: the transform rewrites the file of a
+    library whose records changed and leaves the others' alone."""
+    versions = {}
+    for lib in libraries:
+        path = settings.staging_dir(lib.id) / "records.parquet"
+        if path.exists():
+            stat = path.stat()
+            versions[lib.id] = [stat.st_size, stat.st_mtime_ns]
+    return versions
+
+
 def deduplicate(settings: Settings, libraries: list[Library], con: duckdb.DuckDBPyConnection | None = None,
                 *, full: bool = False) -> DedupSummary:
     """Deduplicate the staged records of `libraries` into `<data_dir>/dedup/`."""
@@ -78,7 +90,8 @@ def deduplicate(settings: Settings, libraries: list[Library], con: duckdb.DuckDB
         settings.dedup_dir.mkdir(parents=True, exist_ok=True)
         con = duckdb.connect(config=duckdb_config(settings.dedup_dir / ".spill", preserve_insertion_order=False))
     load_files(con, staged_record_files(settings, libraries))
-    return run(con, settings.dedup_dir, {lib.id: lib.level for lib in libraries}, full=full)
+    return run(con, settings.dedup_dir, {lib.id: lib.level for lib in libraries}, full=full,
+               staged=staged_versions(settings, libraries))
 
 
 def load_files(con: duckdb.DuckDBPyConnection, files: list[str]) -> None:
@@ -115,8 +128,11 @@ class _Phases:
         self._mark = now
 
 
-def run(con: duckdb.DuckDBPyConnection, out: Path, levels: dict[str, str], *, full: bool = False) -> DedupSummary:
-    """Deduplicate `dedup_input` into the folder `out`, carrying ids from the run found there."""
+def run(con: duckdb.DuckDBPyConnection, out: Path, levels: dict[str, str], *, full: bool = False,
+        staged: dict[str, list[int]] | None = None) -> DedupSummary:
+    """Deduplicate `dedup_input` into the folder `out`, carrying ids from the run found there.
+    `staged`: the version of each library's staged file (`staged_versions`); the records of a
+    library whose file is the one the previous run read are taken as unchanged, unread."""
     started = time.perf_counter()
     phases = _Phases()
     out.mkdir(parents=True, exist_ok=True)
@@ -124,7 +140,10 @@ def run(con: duckdb.DuckDBPyConnection, out: Path, levels: dict[str, str], *, fu
     state = atomic.read_json(out / "state.json") or {}
     run_number = int(state.get("run", 0)) + 1
     incremental = not full and _cache_valid(out, state, levels)
-    computed = build_match_records(con, previous=str(out / "match_records.parquet") if incremental else None)
+    staged = staged or {}
+    unchanged = sorted(lib for lib, version in staged.items() if incremental and state.get("staged", {}).get(lib) == version)
+    computed = build_match_records(con, previous=str(out / "match_records.parquet") if incremental else None,
+                                   unchanged_libraries=unchanged)
     records = con.sql("select count(*) from match_records").fetchall()[0][0]
     node_count = nodes.build_nodes(con)
     phases.done("features")
@@ -144,7 +163,7 @@ def run(con: duckdb.DuckDBPyConnection, out: Path, levels: dict[str, str], *, fu
     counts = _write_outputs(con, out, run_number)
     phases.done("outputs")
     atomic.write_json(out / "state.json", {
-        "run": run_number, "rules": rules.fingerprint(), "duckdb": duckdb.__version__, "levels": levels, "records": records,
+        "run": run_number, "rules": rules.fingerprint(), "duckdb": duckdb.__version__, "levels": levels, "staged": staged, "records": records,
         "incremental": incremental, "features_computed": computed, "carried_manifestations": carried, **matched, **stats, **counts,
         "phases": phases.seconds,
         "phase_peak_rss_mb": phases.peak_rss_mb,
