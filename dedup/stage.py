@@ -200,9 +200,11 @@ def _match_incrementally(con: duckdb.DuckDBPyConnection, out: Path) -> dict:
     did not (or that involve a changed node); keep the previous run's pairs of unchanged nodes
     (their features, hence scores, are the same)."""
     con.execute(f"""
+        create or replace temp table previous_rids as
+        select record_key, (row_number() over (order by record_key) - 1)::integer as rid from read_parquet('{out / 'match_nodes.parquet'}');
         create or replace temp table previous_records as
-        select (row_number() over (order by record_key) - 1)::integer as rid, *
-        from read_parquet('{out / 'match_nodes.parquet'}');
+        select r.rid, p.* from read_parquet('{out / 'match_nodes.parquet'}') p join previous_rids r using (record_key);
+        drop table previous_rids;
         create or replace temp table changed_now as
             select m.* from match_nodes m anti join previous_records p using (node_key, fingerprint);
         create or replace temp table changed_before as
