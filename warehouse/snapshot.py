@@ -54,8 +54,8 @@ import pyarrow.parquet as pq
 
 from harvesters import state as harvest_state
 from unioncat import atomic, schema
-from unioncat.schema import ROW_GROUP_ROWS, write_table
 from unioncat.registry import Library
+from unioncat.schema import ROW_GROUP_ROWS, write_table
 from unioncat.settings import Settings, duckdb_config
 from warehouse import catalogue, changes, locks, retention
 from warehouse.catalogue import CATALOGUE
