@@ -311,8 +311,8 @@ def _previous_links(con: duckdb.DuckDBPyConnection, out: Path) -> None:
     path = out / "record_manifestation.parquet"
     if path.exists():
         work_id = "work_id" if "work_id" in pq.read_schema(path).names else "null::varchar as work_id"
-        con.execute(f"create or replace temp table previous_links as select * exclude (library_id, local_id, work_id), {work_id} "
-                    f"from read_parquet('{path}')")
+        con.execute("create or replace temp table previous_links as select record_key, manifestation_id, match_rule, match_score, "
+                    f"matched_with, match_evidence, {work_id} from read_parquet('{path}')")
     else:
         con.execute("create or replace temp table previous_links (record_key varchar, manifestation_id varchar, match_rule varchar, "
                     "match_score float, matched_with varchar, match_evidence varchar, work_id varchar)")

@@ -67,9 +67,13 @@ def test_a_library_whose_staged_file_is_unchanged_keeps_its_features_unread(tmp_
         query = "select * from read_parquet('{}') order by all"
         assert duckdb.sql(query.format(tmp_path / "incremental" / f"{name}.parquet")).fetchall() == \
             duckdb.sql(query.format(tmp_path / "full" / f"{name}.parquet")).fetchall(), name
-    # Without versions every record's input is hashed and compared instead: the same result.
-    incremental(after)
+    # The version is believed: a record of A changed under A's unchanged version is not read,
+    # and is read once A's version changes.
+    later = [book("A:1", **{**X, "year": "2016"}), *after[1:]]
+    incremental(later, staged={**versions, "B": [12, 2]})
     assert incremental.summary.incremental and incremental.summary.features_computed == 0
+    incremental(later, staged={**versions, "A": [11, 3], "B": [12, 2]})
+    assert incremental.summary.features_computed == 1
 
 
 def test_a_merge_keeps_the_oldest_id_and_records_the_other_as_merged(tmp_path):
