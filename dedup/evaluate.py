@@ -157,11 +157,11 @@ def read_truth(path: Path, level: str = "manifestation", *, skip_label_prefix: s
 
 def record_features(dedup_dir: Path, con: duckdb.DuckDBPyConnection | None = None) -> dict[str, dict]:
     """Matching features of the last dedup run, by record key (for classifying errors)."""
-    path = Path(dedup_dir) / "match_records.parquet"
-    if not path.exists():
+    files = sorted(str(f) for f in (Path(dedup_dir) / "match_records.parquet").glob("*.parquet"))
+    if not files:
         return {}
     con = con or duckdb.connect()
-    table = con.sql(f"select * from read_parquet('{path}')").to_arrow_table()
+    table = con.sql("select * from read_parquet(?)", params=[files]).to_arrow_table()
     return {row["record_key"]: row for row in table.to_pylist()}
 
 

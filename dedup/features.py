@@ -139,36 +139,46 @@ def mapping(con: duckdb.DuckDBPyConnection, name: str, query: str, compute, colu
     con.unregister(f"{name}_arrow")
 
 
-def build_match_records(con: duckdb.DuckDBPyConnection, source: str = "dedup_input", *, previous: str | None = None,
+def build_match_records(con: duckdb.DuckDBPyConnection, source: str = "dedup_input", *, previous: dict[str, str] | None = None,
                         unchanged_libraries: list[str] = ()) -> int:
     """`match_records`: one row per active record of `source`, `rid` in record_key order.
 
-    `previous`: the previous run's `match_records.parquet`; a record whose inputs are the ones
-    it had then (same `input_hash`) keeps its features from there, and only new and changed
-    records are computed (their keys: `recomputed_records`). The records of
+    `previous`: library → the previous run's feature file (None: a full run); a record whose
+    inputs are the ones it had then (same `input_hash`) keeps its features from there, and only
+    new and changed records are computed (their keys: `recomputed_records`). The records of
     `unchanged_libraries` (whose input is known to be the previous run's) keep theirs without
     being read or hashed. Returns how many were computed."""
     rows = "select * from computed_features"
     if previous is None:
-        computed = _compute_features(con, source)
-    else:
-        # Only (record_key, input_hash) of every record is held beside the features kept: at
-        # 11M records a second copy of the input does not fit DuckDB's memory limit.
-        unchanged = "[" + ", ".join("'" + lib.replace("'", "''") + "'" for lib in unchanged_libraries) + "]::varchar[]"
-        con.execute(f"""
-            create or replace temp table input_hashes as select record_key, {input_hash('s')} as input_hash from {source} s
-            where not list_contains({unchanged}, library_id);
-            create or replace temp table kept_features as
-            select p.* from read_parquet('{previous}') p where list_contains({unchanged}, library_id)
-            union all
-            select p.* from read_parquet('{previous}') p semi join input_hashes using (record_key, input_hash);
-            drop table input_hashes;
-            create or replace temp table changed_input as
-            select s.* from {source} s anti join kept_features using (record_key) where not list_contains({unchanged}, library_id);
-        """)
-        computed = _compute_features(con, "changed_input")
-        con.execute("create or replace temp table recomputed_records as select record_key from changed_input; drop table changed_input")
-        rows += " union all by name select * from kept_features"
+        return _number(con, rows, _compute_features(con, source))
+    unchanged = [lib for lib in unchanged_libraries if lib in previous]
+    others = [path for lib, path in previous.items() if lib not in unchanged]
+    kept = [f"select * from read_parquet({_strings([previous[lib] for lib in unchanged])})"] if unchanged else []
+    # Only (record_key, input_hash) of every other record is held beside the features kept: at
+    # 11M records a second copy of the input does not fit DuckDB's memory limit.
+    con.execute(f"""
+        create or replace temp table input_hashes as select record_key, {input_hash('s')} as input_hash from {source} s
+        where not list_contains({_strings(unchanged)}::varchar[], library_id)
+    """)
+    if others:
+        kept.append(f"select p.* from read_parquet({_strings(others)}) p semi join input_hashes using (record_key, input_hash)")
+    con.execute(f"""
+        create or replace temp table kept_features as {" union all ".join(kept) or "select null::varchar as record_key where false"};
+        drop table input_hashes;
+        create or replace temp table changed_input as
+        select s.* from {source} s anti join kept_features using (record_key) where not list_contains({_strings(unchanged)}::varchar[], library_id);
+    """)
+    computed = _compute_features(con, "changed_input")
+    con.execute("create or replace temp table recomputed_records as select record_key from changed_input; drop table changed_input")
+    rows += " union all by name select * from kept_features"
+    return _number(con, rows, computed)
+
+
+def _strings(values: list[str]) -> str:
+    return "[" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + "]"
+
+
+def _number(con: duckdb.DuckDBPyConnection, rows: str, computed: int) -> int:
     # rids are numbered over the keys alone, then joined: a window over the whole rows sorts
     # every feature along (4x slower at 11M records)
     con.execute(f"""

@@ -9,11 +9,13 @@ Reads the staging Parquet of the libraries given; writes to `<data_dir>/dedup/`:
   (schemas in unioncat/schema.py) — what publish consumes;
 - `match_evidence.parquet`: every accepted pair and every pair a hard rule vetoed although it
   scored as a match, with its field levels (answers "why are these together / apart?");
-- `match_records.parquet` (features and fingerprints), `id_ledger.parquet` (every id ever
-  issued and what became of it) and `state.json` (run number, rules fingerprint), written last.
+- `match_records.parquet/<library_id>.parquet` (features and fingerprints, a file per library:
+  a run rewrites the files of the libraries whose records changed only), `match_nodes.parquet`,
+  `id_ledger.parquet` (every id ever issued and what became of it) and `state.json` (run
+  number, rules fingerprint, the run that wrote each feature file), written last.
 An incremental run (the default when the rules, DuckDB and the libraries' levels are unchanged)
 computes the features of new and changed records only (the others keep theirs from
-`match_records.parquet`), re-blocks and re-scores only the blocks of new, changed or deleted
+`match_records.parquet/`), re-blocks and re-scores only the blocks of new, changed or deleted
 records, and clusters all accepted pairs again; a cluster it left as it was (`_carry_clusters`)
 keeps its golden record, id and strongest links from the previous outputs, the others get new
 ones. Its result equals a full rebuild's (tests/test_dedup_ids.py).
@@ -23,9 +25,11 @@ from __future__ import annotations
 
 import os
 import resource
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote
 
 import duckdb
 import pyarrow as pa
@@ -39,7 +43,8 @@ from unioncat.registry import Library
 from unioncat.settings import Settings, duckdb_config
 
 RUN_TAG = b"unioncat.dedup_run"
-CACHE_FILES = ("match_records.parquet", "match_nodes.parquet", "match_evidence.parquet")
+CACHE_FILES = ("match_nodes.parquet", "match_evidence.parquet")
+FEATURES = "match_records.parquet"  # a folder: <library_id>.parquet
 OUTPUT_BATCH_ROWS = 256 * 1024
 
 
@@ -142,7 +147,8 @@ def run(con: duckdb.DuckDBPyConnection, out: Path, levels: dict[str, str], *, fu
     incremental = not full and _cache_valid(out, state, levels)
     staged = staged or {}
     unchanged = sorted(lib for lib, version in staged.items() if incremental and state.get("staged", {}).get(lib) == version)
-    computed = build_match_records(con, previous=str(out / "match_records.parquet") if incremental else None,
+    feature_files = state.get("feature_files", {}) if incremental else {}
+    computed = build_match_records(con, previous={lib: str(_feature_file(out, lib)) for lib in feature_files} if incremental else None,
                                    unchanged_libraries=unchanged)
     records = con.sql("select count(*) from match_records").fetchall()[0][0]
     node_count = nodes.build_nodes(con)
@@ -161,9 +167,10 @@ def run(con: duckdb.DuckDBPyConnection, out: Path, levels: dict[str, str], *, fu
     _assign_ids(con, out, run_number)
     phases.done("ids")
     counts = _write_outputs(con, out, run_number)
+    feature_files = _write_features(con, out, run_number, {lib: run for lib, run in feature_files.items() if lib in unchanged})
     phases.done("outputs")
     atomic.write_json(out / "state.json", {
-        "run": run_number, "rules": rules.fingerprint(), "duckdb": duckdb.__version__, "levels": levels, "staged": staged, "records": records,
+        "run": run_number, "rules": rules.fingerprint(), "duckdb": duckdb.__version__, "levels": levels, "staged": staged, "feature_files": feature_files, "records": records,
         "incremental": incremental, "features_computed": computed, "carried_manifestations": carried, **matched, **stats, **counts,
         "phases": phases.seconds,
         "phase_peak_rss_mb": phases.peak_rss_mb,
@@ -293,14 +300,40 @@ def _cache_valid(out: Path, state: dict, levels: dict[str, str]) -> bool:
     # a library's level ranks its records for the golden record, which carried clusters keep
     if state.get("rules") != rules.fingerprint() or state.get("duckdb") != duckdb.__version__ or state.get("levels") != levels:
         return False
-    for name in CACHE_FILES:
-        path = out / name
-        if not path.exists():
-            return False
-        tag = (pq.read_schema(path).metadata or {}).get(RUN_TAG)
-        if tag != str(state.get("run")).encode():
-            return False
-    return True
+    if "feature_files" not in state:
+        return False
+    expected = {out / name: state.get("run") for name in CACHE_FILES} | {_feature_file(out, lib): run for lib, run in state["feature_files"].items()}
+    return all(path.exists() and (pq.read_schema(path).metadata or {}).get(RUN_TAG) == str(run).encode() for path, run in expected.items())
+
+
+def _feature_file(out: Path, library_id: str) -> Path:
+    return out / FEATURES / f"{library_id}.parquet"
+
+
+def _write_features(con: duckdb.DuckDBPyConnection, out: Path, run_number: int, kept: dict[str, int]) -> dict[str, int]:
+    """Write the features of every library but those in `kept` (library → the run that wrote its
+    file, left as it is) to `match_records.parquet/<library_id>.parquet`, and remove the files of
+    libraries that have no active record or are gone. Returns library → run of every file."""
+    folder = out / FEATURES
+    if folder.is_file():  # a single cache file of an older version
+        folder.unlink()
+    folder.mkdir(exist_ok=True)
+    temp = out / ".match_records.tmp"
+    shutil.rmtree(temp, ignore_errors=True)
+    kept_list = "[" + ", ".join("'" + lib.replace("'", "''") + "'" for lib in kept) + "]::varchar[]"
+    con.execute(f"copy (select * exclude (rid) from match_records where not list_contains({kept_list}, library_id)) to '{temp}' "
+                f"({_cache_options(run_number)}, partition_by (library_id), write_partition_columns true)")
+    written = {}
+    for part in temp.glob("library_id=*"):
+        library_id = unquote(part.name.removeprefix("library_id="))
+        (file,) = part.glob("*.parquet")
+        os.replace(file, _feature_file(out, library_id))
+        written[library_id] = run_number
+    shutil.rmtree(temp, ignore_errors=True)
+    for path in folder.glob("*.parquet"):
+        if path.stem not in kept and path.stem not in written:
+            path.unlink()
+    return {**kept, **written}
 
 
 # ---- carried clusters --------------------------------------------------------------------------
@@ -419,11 +452,16 @@ def _write(con: duckdb.DuckDBPyConnection, out: Path, name: str, query: str, tab
                                         row_group_size=OUTPUT_BATCH_ROWS)
 
 
+def _cache_options(run_number: int) -> str:
+    """COPY options of a file only the next run reads (features, nodes): DuckDB's parallel
+    Parquet writer, tagged with the run."""
+    return (f"format parquet, compression zstd, row_group_size {OUTPUT_BATCH_ROWS}, kv_metadata "
+            f"{{'unioncat.schema_version': '{schema.SCHEMA_VERSION}', '{RUN_TAG.decode()}': '{run_number}'}}")
+
+
 def _write_cache(con: duckdb.DuckDBPyConnection, out: Path, name: str, query: str, run_number: int) -> None:
-    """A file only the next run reads (features, nodes), by DuckDB's parallel Parquet writer."""
     temp = out / f".{name}.tmp"
-    con.execute(f"""copy ({query}) to '{temp}' (format parquet, compression zstd, row_group_size {OUTPUT_BATCH_ROWS},
-                    kv_metadata {{'unioncat.schema_version': '{schema.SCHEMA_VERSION}', '{RUN_TAG.decode()}': '{run_number}'}})""")
+    con.execute(f"copy ({query}) to '{temp}' ({_cache_options(run_number)})")
     os.replace(temp, out / name)
 
 
@@ -502,7 +540,6 @@ def _write_outputs(con: duckdb.DuckDBPyConnection, out: Path, run_number: int) -
                p.veto, p.accepted
         from match_pairs p join match_nodes x on x.rid = p.rid_a join match_nodes y on y.rid = p.rid_b
     """, schema.MATCH_EVIDENCE, run_number)
-    _write_cache(con, out, "match_records.parquet", "select * exclude (rid) from match_records", run_number)
     _write_cache(con, out, "match_nodes.parquet", "select * exclude (rid, first_rid) from match_nodes", run_number)
     _write_ledger(con, out, run_number)
     return counts

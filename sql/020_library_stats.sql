@@ -5,35 +5,41 @@
 -- snapshot never changes, so they are computed once, when the catalogue is built
 -- (as a view, library_stats took 0.6 s a query at 1M records).
 CREATE OR REPLACE TABLE library_stats AS
-WITH spread AS (
-    SELECT manifestation_id, count(DISTINCT library_id) AS n_libraries
-    FROM holdings_distribution
-    GROUP BY manifestation_id
-)
+WITH unique_held AS (
+    -- holdings_distribution has one row per manifestation and library holding it
+    SELECT manifestation_id FROM holdings_distribution GROUP BY manifestation_id HAVING count(*) = 1
+),
+held AS (
+    SELECT d.library_id, count(*) AS manifestations, count(u.manifestation_id) AS unique_holdings
+    FROM holdings_distribution d
+    LEFT JOIN unique_held u USING (manifestation_id)
+    GROUP BY d.library_id
+),
+record_counts AS (SELECT library_id, count(*) AS records FROM records GROUP BY library_id),
+quarantine_counts AS (SELECT library_id, count(*) AS quarantined FROM quarantine GROUP BY library_id)
 SELECT
     l.library_id,
     l.name,
     l.city,
     l.level,
-    (SELECT count(*) FROM records r WHERE r.library_id = l.library_id) AS records,
-    count(DISTINCT d.manifestation_id) AS manifestations,
-    count(DISTINCT d.manifestation_id) FILTER (WHERE s.n_libraries = 1) AS unique_holdings,
-    round(1 - count(DISTINCT d.manifestation_id) FILTER (WHERE s.n_libraries = 1)
-              / greatest(count(DISTINCT d.manifestation_id), 1), 4) AS share_held_elsewhere,
-    (SELECT count(*) FROM quarantine q WHERE q.library_id = l.library_id) AS quarantined
+    coalesce(r.records, 0) AS records,
+    coalesce(h.manifestations, 0) AS manifestations,
+    coalesce(h.unique_holdings, 0) AS unique_holdings,
+    round(1 - coalesce(h.unique_holdings, 0) / greatest(coalesce(h.manifestations, 0), 1), 4) AS share_held_elsewhere,
+    coalesce(q.quarantined, 0) AS quarantined
 FROM libraries l
-LEFT JOIN holdings_distribution d USING (library_id)
-LEFT JOIN spread s USING (manifestation_id)
-GROUP BY ALL
+LEFT JOIN held h USING (library_id)
+LEFT JOIN record_counts r USING (library_id)
+LEFT JOIN quarantine_counts q USING (library_id)
 ORDER BY l.library_id;
 COMMENT ON TABLE library_stats IS 'Per library: records, manifestations held, unique holdings (held by no other library), share of its manifestations held elsewhere, quarantined records.';
 
--- The self-join of holdings_distribution: the costliest query in the catalogue. It joins the
--- distinct (manifestation, library) pairs, so that a pair of libraries is counted with count(*)
+-- The self-join of holdings_distribution: the costliest query in the catalogue. Its rows are
+-- distinct (manifestation, library) pairs, so a pair of libraries is counted with count(*)
 -- rather than count(DISTINCT …) over every copy (6x faster at 1M records).
 CREATE OR REPLACE TABLE library_overlap AS
 WITH holder AS (
-    SELECT DISTINCT manifestation_id, library_id FROM holdings_distribution
+    SELECT manifestation_id, library_id FROM holdings_distribution
 ),
 held AS (
     SELECT library_id, count(*) AS held FROM holder GROUP BY ALL

@@ -7,7 +7,7 @@ import duckdb
 import pytest
 
 from dedup import baselines, datasets
-from dedup.evaluate import evaluate
+from dedup.evaluate import evaluate, record_features
 from dedup.features import work_title_key
 from dedup.stage import load_rows, run
 
@@ -17,7 +17,7 @@ def dedup(labelled: datasets.Labelled, out):
     load_rows(con, labelled.rows)
     run(con, out, labelled.levels)
     links = con.sql(f"select record_key, manifestation_id, work_id from read_parquet('{out / 'record_manifestation.parquet'}')").fetchall()
-    features = {r["record_key"]: r for r in con.sql(f"select * from read_parquet('{out / 'match_records.parquet'}')").to_arrow_table().to_pylist()}
+    features = record_features(out, con)
     return con, {k: m for k, m, _ in links}, {k: w for k, _, w in links}, features
 
 

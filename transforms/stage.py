@@ -328,9 +328,10 @@ def transform_library(settings: Settings, library: Library, *, full: bool = Fals
                 replay.apply(path, run_id, result)
         records = replay.records()
         holdings = replay.holdings_table()
-    atomic.write_parquet(staging / "records.parquet", records)
-    atomic.write_parquet(staging / "holdings.parquet", holdings)
-    atomic.write_parquet(staging / "quarantine.parquet", pa.Table.from_pylist(replay.quarantine, schema=schema.QUARANTINE))
+    # in snapshot form: publish links a changed library's files instead of writing them again
+    schema.write_library_table(staging / "records.parquet", records, "records")
+    schema.write_library_table(staging / "holdings.parquet", holdings, "holdings")
+    schema.write_library_table(staging / "quarantine.parquet", pa.Table.from_pylist(replay.quarantine, schema=schema.QUARANTINE), "quarantine")
     summary = TransformSummary(
         library.id, fingerprint, files=len(paths), records=records.num_rows, updated=replay.updated, deleted=replay.deleted,
         holdings=holdings.num_rows, quarantined=len(replay.quarantine),

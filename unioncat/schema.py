@@ -95,6 +95,25 @@ QUARANTINE = pa.schema(
     ]
 )
 
+# A library's tables as a snapshot holds them (`<table>.parquet/<library_id>.parquet`), sorted by
+# these columns (a stable sort). The transform writes its staging files so, with `write_table`,
+# and publish links them into the snapshot as they are.
+LIBRARY_TABLES = {
+    "records": (RECORDS, ("record_key",)),
+    "holdings": (HOLDINGS, tuple(HOLDINGS.names)),
+    "quarantine": (QUARANTINE, ("library_id", "source", "position", "reason", "detail", "run_id")),
+}
+
+
+def write_library_table(path: Path, table: pa.Table, table_name: str) -> int:
+    """A library's table in snapshot form: `table` sorted (nulls last, as DuckDB's ORDER BY) and
+    written by `write_table`."""
+    table_schema, order = LIBRARY_TABLES[table_name]
+    # one chunk, so that row groups are cut every ROW_GROUP_ROWS rows as from a DuckDB reader
+    ordered = table.sort_by([(column, "ascending") for column in order]).combine_chunks()
+    return write_table(path, ordered, table_schema, table_name)
+
+
 RECORD_MANIFESTATION = pa.schema(
     [
         _field("record_key", _str, "record", False),

@@ -23,7 +23,9 @@ sha256, the schema and writer versions). When the parent snapshot has the same f
 same fingerprint, the file is hard-linked from the parent instead of written: an unchanged
 library's records, holdings and quarantine are neither re-read nor rewritten, and cost no disk.
 Per-library files are what makes that possible (one changed library no longer rewrites the
-province); hard links are safe because published files are never modified (mode 0444).
+province); hard links are safe because published files are never modified (mode 0444). A file
+already in snapshot form is linked too: a changed library's staging files (the transform writes
+them so, schema.LIBRARY_TABLES) and dedup's tables.
 
 Deterministic: every file is written from rows in a total order with the same writer options,
 so the same inputs give the same bytes. `content_hash` covers the catalogue's content only:
@@ -55,7 +57,7 @@ import pyarrow.parquet as pq
 from harvesters import state as harvest_state
 from unioncat import atomic, schema
 from unioncat.registry import Library
-from unioncat.schema import ROW_GROUP_ROWS, write_table
+from unioncat.schema import LIBRARY_TABLES, ROW_GROUP_ROWS, write_table
 from unioncat.settings import Settings, duckdb_config
 from warehouse import catalogue, changes, locks, retention
 from warehouse.catalogue import CATALOGUE
@@ -65,13 +67,6 @@ REPORT = "report.html"
 # Bump when the layout or writer options change: files built by another writer are not reused.
 WRITER_VERSION = "2"
 
-# Per-library tables: staging file → `<table>.parquet/<library_id>.parquet`, sorted by these
-# columns (a stable sort: rows equal in them keep the staging file's order).
-LIBRARY_TABLES = {
-    "records": (schema.RECORDS, ("record_key",)),
-    "holdings": (schema.HOLDINGS, tuple(schema.HOLDINGS.names)),
-    "quarantine": (schema.QUARANTINE, ("library_id", "source", "position", "reason", "detail", "run_id")),
-}
 # Dedup's outputs, sorted by the column lookups filter on (dedup writes them so, with
 # schema.write_table: they are linked as they are).
 DEDUP_TABLES = {
@@ -206,7 +201,7 @@ def _write_library_tables(writer: SnapshotWriter, settings: Settings, libraries:
             staged = settings.staging_dir(library.id) / f"{table}.parquet"
             counts[table] += writer.write(
                 f"{table}.parquet/{library.id}.parquet", _fingerprint(table, _file_fingerprint(staged)),
-                writer.sorted_parquet(staged, order, table_schema), table_schema, table,
+                writer.sorted_parquet(staged, order, table_schema), table_schema, table, ready=staged,
             )
     return counts
 
