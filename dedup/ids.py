@@ -8,8 +8,8 @@ their manifestations):
   id); the others are `merged` into it;
 - a group no id claims gets a new id, derived from its smallest record key and never one
   issued before; it is `split` from the ids whose records it took, or `added`;
-- an id none of whose records remain is `deleted`; a kept id whose records or golden fields
-  changed is `updated`.
+- an id none of whose records remain is `deleted`; a kept id whose records changed is
+  `updated` (dedup.stage adds the kept manifestations whose row changed otherwise).
 The ledger (`id_ledger.parquet`) remembers every id ever issued, when, and what became of it.
 All of it is SQL over the run's tables: at 11M records a run issues millions of ids.
 """
@@ -27,12 +27,11 @@ def new_id(prefix: str, group: str, salt: int = 0) -> str:
 
 
 def carry_ids(con: duckdb.DuckDBPyConnection, name: str, *, groups: str, previous: str, ledger: str, prefix: str,
-              run: int, new_signature: str | None = None, old_signature: str | None = None) -> None:
+              run: int) -> None:
     """Ids for the groups of `groups(item, grp)` (grp = smallest item of the group), carried from
     `previous(item, old_id)` with ages from `ledger(id, first_run, retired_run)`. Creates
     `{name}_ids(grp, id)`, `{name}_changes(change, manifestation_id, old_manifestation_id)` and
-    `{name}_ledger_updates(id, first_run, retired_run, successor)`.
-    Optional `new_signature(grp, sig)` / `old_signature(old_id, sig)` flag content updates."""
+    `{name}_ledger_updates(id, first_run, retired_run, successor)`."""
     con.execute(f"""
         create or replace temp table id_overlap as
         select g.grp, p.old_id, count(*) as n from {groups} g join {previous} p using (item) group by all;
@@ -51,11 +50,6 @@ def carry_ids(con: duckdb.DuckDBPyConnection, name: str, *, groups: str, previou
         create or replace temp view id_taken as select id from {ledger} union all select old_id from {previous};
     """)
     _resolve_collisions(con, prefix)
-    signature_check = ""
-    if new_signature and old_signature:
-        signature_check = f"""
-            or (select sig from {new_signature} s where s.grp = w.grp)
-               is distinct from (select sig from {old_signature} s where s.old_id = w.old_id)"""
     con.execute(f"""
         create or replace temp table {name}_ids as
         select grp, old_id as id from id_winners union all select grp, id from id_fresh;
@@ -77,7 +71,7 @@ def carry_ids(con: duckdb.DuckDBPyConnection, name: str, *, groups: str, previou
         union all
         select 'updated', w.old_id, w.old_id
         from id_winners w join id_overlap v using (grp, old_id) join new_size n using (grp) join old_size o using (old_id)
-        where v.n <> n.n or v.n <> o.n {signature_check};
+        where v.n <> n.n or v.n <> o.n;
         create or replace temp table {name}_ledger_updates as
         select id, {run}::integer as first_run, null::integer as retired_run, null::varchar as successor from id_fresh
         union all

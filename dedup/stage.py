@@ -146,6 +146,7 @@ def run(con: duckdb.DuckDBPyConnection, out: Path, levels: dict[str, str], *, fu
     run_number = int(state.get("run", 0)) + 1
     incremental = not full and _cache_valid(out, state, levels)
     staged = staged or {}
+    previous_outputs = _previous_outputs(out, state)
     unchanged = sorted(lib for lib, version in staged.items() if incremental and state.get("staged", {}).get(lib) == version)
     feature_files = state.get("feature_files", {}) if incremental else {}
     computed = build_match_records(con, previous={lib: str(_feature_file(out, lib)) for lib in feature_files} if incremental else None,
@@ -171,6 +172,7 @@ def run(con: duckdb.DuckDBPyConnection, out: Path, levels: dict[str, str], *, fu
     phases.done("outputs")
     atomic.write_json(out / "state.json", {
         "run": run_number, "rules": rules.fingerprint(), "duckdb": duckdb.__version__, "levels": levels, "staged": staged, "feature_files": feature_files, "records": records,
+        "outputs": _output_versions(out), "previous_outputs": previous_outputs,
         "incremental": incremental, "features_computed": computed, "carried_manifestations": carried, **matched, **stats, **counts,
         "phases": phases.seconds,
         "phase_peak_rss_mb": phases.peak_rss_mb,
@@ -395,34 +397,20 @@ def _carry_clusters(con: duckdb.DuckDBPyConnection, out: Path) -> int:
 
 # ---- ids ---------------------------------------------------------------------------------------
 
-_GOLDEN_SIGNATURE = "md5(concat_ws(chr(31), " + ", ".join(
-    f"coalesce({f}::varchar, '')" for f in ("isbn", *schema.GOLDEN_FIELDS)) + "))"
-
-
 def _assign_ids(con: duckdb.DuckDBPyConnection, out: Path, run_number: int) -> None:
     """`manifestation_ids`, `work_ids`, their changes and ledger updates (dedup.ids)."""
-    previous_manifestations = out / "manifestations.parquet"
     ledger = out / "id_ledger.parquet"
     if ledger.exists():
         con.execute(f"create or replace temp table id_ledger as select * from read_parquet('{ledger}')")
     else:
         con.execute("create or replace temp table id_ledger (entity varchar, id varchar, first_run integer, "
                     "retired_run integer, successor varchar)")
-    if previous_manifestations.exists():
-        con.execute(f"create or replace temp table old_golden as select manifestation_id as old_id, {_GOLDEN_SIGNATURE} as sig "
-                    f"from read_parquet('{previous_manifestations}') "
-                    "where manifestation_id not in (select manifestation_id from carried_clusters)")
-    else:
-        con.execute("create or replace temp table old_golden (old_id varchar, sig varchar)")
-
-    con.execute(f"""
+    con.execute("""
         -- carried clusters keep their ids: only the others' are carried here
         create or replace temp table manifestation_groups as
         select m.record_key as item, g.first_record_key as grp
         from clusters c join match_records m using (rid) join golden g using (cluster)
         where c.cluster not in (select cluster from carried_clusters);
-        create or replace temp table new_golden as select first_record_key as grp, {_GOLDEN_SIGNATURE} as sig from golden
-        where cluster not in (select cluster from carried_clusters);
         create or replace temp table work_groups as
         select m.record_key as item, w.grp from clusters c join match_records m using (rid) join cluster_work w using (cluster);
         create or replace temp table previous_manifestation as
@@ -434,8 +422,7 @@ def _assign_ids(con: duckdb.DuckDBPyConnection, out: Path, run_number: int) -> N
         create or replace temp table ledger_work as select * from id_ledger where entity = 'work';
     """)
     ids.carry_ids(con, "manifestation", groups="manifestation_groups", previous="previous_manifestation",
-                  ledger="ledger_manifestation", prefix="M", run=run_number,
-                  new_signature="new_golden", old_signature="old_golden")
+                  ledger="ledger_manifestation", prefix="M", run=run_number)
     con.execute("insert into manifestation_ids select first_record_key, manifestation_id from carried_clusters")
     ids.carry_ids(con, "work", groups="work_groups", previous="previous_work", ledger="ledger_work",
                   prefix="W", run=run_number)
@@ -465,13 +452,47 @@ def _write_cache(con: duckdb.DuckDBPyConnection, out: Path, name: str, query: st
     os.replace(temp, out / name)
 
 
-PUBLISHED = {"record_manifestation": schema.RECORD_MANIFESTATION, "manifestations": schema.MANIFESTATIONS, "works": schema.WORKS}
+PUBLISHED = {"record_manifestation": schema.RECORD_MANIFESTATION, "manifestations": schema.MANIFESTATIONS, "works": schema.WORKS,
+             "changes": schema.CHANGES}
 
 
 def _write_published(con: duckdb.DuckDBPyConnection, out: Path, table: str, query: str) -> int:
     """A table publish links into its snapshot as it is: written by `schema.write_table`, in the
     order the query gives (the snapshot's), without a run tag (the same rows, the same bytes)."""
     return schema.write_table(out / f"{table}.parquet", con.sql(query).to_arrow_reader(schema.ROW_GROUP_ROWS), PUBLISHED[table], table)
+
+
+def _output_versions(out: Path) -> dict[str, dict]:
+    """sha256, size and mtime of the tables changes are computed from, as this run wrote them."""
+    versions = {}
+    for table in schema.CHANGES_FROM:
+        path = out / f"{table}.parquet"
+        stat = path.stat()
+        versions[table] = {"sha256": atomic.sha256_file(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    return versions
+
+
+def _previous_outputs(out: Path, state: dict) -> dict[str, str] | None:
+    """table → sha256 of the previous run's outputs this run's changes are relative to, when they
+    are still the files it wrote (publish then takes this run's changes as the snapshot's)."""
+    recorded = state.get("outputs") or {}
+    versions = {}
+    for table in schema.CHANGES_FROM:
+        path, version = out / f"{table}.parquet", recorded.get(table)
+        if not version or not path.exists() or [path.stat().st_size, path.stat().st_mtime_ns] != [version["size"], version["mtime_ns"]]:
+            return None
+        versions[table] = version["sha256"]
+    return versions
+
+
+def _row_signatures(con: duckdb.DuckDBPyConnection, manifestations: Path, table: str) -> None:
+    """`table(manifestation_id, sig)`: a digest of the whole row of each `kept_open` manifestation
+    in the file (as warehouse.changes reads a snapshot's)."""
+    if manifestations.exists():
+        con.execute(f"create or replace temp table {table} as select manifestation_id, md5(m::varchar) as sig "
+                    f"from read_parquet('{manifestations}') m semi join kept_open using (manifestation_id)")
+    else:
+        con.execute(f"create or replace temp table {table} (manifestation_id varchar, sig varchar)")
 
 
 def _write_outputs(con: duckdb.DuckDBPyConnection, out: Path, run_number: int) -> dict:
@@ -519,9 +540,24 @@ def _write_outputs(con: duckdb.DuckDBPyConnection, out: Path, run_number: int) -
         left join previous_links p on p.record_key = m.record_key
         order by m.record_key
     """)
+    # kept manifestations of clusters not carried: their rows are compared with the previous run's
+    con.execute("""create or replace temp table kept_open as select manifestation_id from cluster_ids
+                   where not carried and manifestation_id in (select old_id from previous_manifestation)""")
+    _row_signatures(con, out / "manifestations.parquet", "previous_signatures")
     counts["manifestations"] = _write_published(con, out, "manifestations", """
         select ci.manifestation_id, ci.work_id, g.* exclude (cluster, first_record_key)
         from golden g join cluster_ids ci using (cluster) order by ci.manifestation_id
+    """)
+    _row_signatures(con, out / "manifestations.parquet", "new_signatures")
+    con.execute("""
+        insert into manifestation_changes
+        select 'updated', id, id from (
+            select manifestation_id as id from new_signatures n join previous_signatures p using (manifestation_id) where n.sig <> p.sig
+            union
+            -- a carried manifestation keeps its row but for its work id
+            select ci.manifestation_id from cluster_ids ci join carried_clusters cc using (cluster)
+            join previous_links p on p.record_key = cc.first_record_key where ci.work_id is distinct from p.work_id
+        ) where id not in (select manifestation_id from manifestation_changes where change = 'updated')
     """)
     counts["works"] = _write_published(con, out, "works", """
         select ci.work_id, arg_min(g.title, (-g.n_records, ci.manifestation_id)) as title,
@@ -529,8 +565,8 @@ def _write_outputs(con: duckdb.DuckDBPyConnection, out: Path, run_number: int) -
                count(*)::integer as n_manifestations, sum(g.n_records)::integer as n_records
         from golden g join cluster_ids ci using (cluster) group by ci.work_id order by ci.work_id
     """)
-    _write(con, out, "changes.parquet", "select * from manifestation_changes order by change, "
-           "coalesce(manifestation_id, old_manifestation_id), old_manifestation_id", schema.CHANGES, run_number)
+    _write_published(con, out, "changes", "select * from manifestation_changes order by change, "
+                     "coalesce(manifestation_id, old_manifestation_id), old_manifestation_id")
     counts["changes"] = dict(con.sql("select change, count(*) from manifestation_changes group by all").fetchall())
     counts["accepted_pairs"] = con.sql("select count(*) from accepted_pairs").fetchall()[0][0]
     _write(con, out, "match_evidence.parquet", """

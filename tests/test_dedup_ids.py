@@ -8,12 +8,14 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from dedup import rules
 from dedup.datasets import demo_province, rows_table
 from dedup.stage import load_rows, run
 from test_dedup import book
+from warehouse import changes
 
 OUTPUTS = ("record_manifestation", "manifestations", "works", "changes", "match_evidence", "match_records", "id_ledger")
 
@@ -142,8 +144,12 @@ def test_an_incremental_run_equals_a_full_rebuild(province, tmp_path):
     incremental = Runs(tmp_path / "incremental")
     incremental(before)
     shutil.copytree(tmp_path / "incremental", tmp_path / "full")
+    shutil.copytree(tmp_path / "incremental", tmp_path / "previous")
     incremental(after)
     full = Runs(tmp_path / "full")(after, full=True)
+    # dedup's lineage is what publish computes between the two runs' tables (and then takes)
+    computed = changes.against_parent(duckdb.connect(), tmp_path / "incremental", tmp_path / "previous")
+    assert sorted(map(str, computed.to_pylist())) == sorted(map(str, pq.read_table(tmp_path / "incremental" / "changes.parquet").to_pylist()))
     assert incremental.summary.incremental and not full.summary.incremental
     assert 0 < incremental.summary.pairs_scored < full.summary.pairs_scored
     assert incremental.summary.features_computed == len(changed) + len(later)  # the others' are kept

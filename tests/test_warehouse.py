@@ -16,7 +16,7 @@ import pytest
 from unioncat import schema
 from unioncat.cli import main
 from unioncat.pipeline import dedup, registry
-from warehouse import catalogue, locks, retention
+from warehouse import catalogue, changes, locks, retention
 from warehouse.snapshot import (DEDUP_TABLES, LIBRARY_TABLES, ROW_GROUP_ROWS, SnapshotWriter, build_snapshot, promote, publish,
                                 read_manifest, verify, write_table)
 from warehouse_demo import LIBRARIES, copy_inputs, published_demo
@@ -185,9 +185,10 @@ def test_changes_are_against_the_parent_snapshot_not_the_last_dedup_run(inputs):
     _drop_records(inputs, "ZJ001", lambda key: zlib.crc32(key.encode()) % 4 != 0)
     dedup(inputs, libraries)
     one_run = publish(inputs, libraries)
-    ours, dedups = _change_set(one_run.path / "changes.parquet"), _change_set(inputs.dedup_dir / "changes.parquet")
-    assert {c for c in ours if c[0] != "updated"} == {c for c in dedups if c[0] != "updated"}
-    assert {c for c in dedups if c[0] == "updated"} <= ours and {c[0] for c in ours} >= {"deleted", "updated"}
+    assert os.path.samefile(one_run.path / "changes.parquet", inputs.dedup_dir / "changes.parquet")  # taken from dedup
+    computed = changes.against_parent(duckdb.connect(), one_run.path, base.path)  # what publish would compute
+    assert {tuple(r.values()) for r in computed.to_pylist()} == _change_set(one_run.path / "changes.parquet")
+    assert {c for c, *_ in _change_set(one_run.path / "changes.parquet")} >= {"deleted", "updated"}
     # Two dedup runs between two snapshots: dedup's lineage covers only the last run.
     _drop_records(inputs, "ZJ002", lambda key: zlib.crc32(key.encode()) % 3 != 0)
     dedup(inputs, libraries)
@@ -206,6 +207,25 @@ def test_changes_are_against_the_parent_snapshot_not_the_last_dedup_run(inputs):
             assert mid == old_id and mid in set(old.values()) & set(new.values())
         if change == "deleted":
             assert not any(old[k] == old_id and k in new for k in old)
+
+
+def test_a_gone_id_is_merged_into_the_manifestation_holding_most_of_its_records(tmp_path):
+    def snapshot(name, links):
+        folder = tmp_path / name
+        folder.mkdir()
+        pq.write_table(pa.table({"record_key": list(links), "manifestation_id": list(links.values())}), folder / "record_manifestation.parquet")
+        pq.write_table(pa.table({"manifestation_id": sorted(set(links.values()))}), folder / "manifestations.parquet")
+        return folder
+
+    def merged(links):
+        now = snapshot(f"now{len(list(tmp_path.iterdir()))}", links)
+        rows = changes.against_parent(duckdb.connect(), now, parent).to_pylist()
+        return {r["old_manifestation_id"]: r["manifestation_id"] for r in rows if r["change"] == "merged"}
+
+    parent = snapshot("parent", {"A:1": "M1", "B:1": "M1", "B:2": "M1", "C:1": "M0", "D:1": "M3"})
+    assert merged({"A:1": "M9", "B:1": "M2", "B:2": "M2", "C:1": "M9", "D:1": "M3"})["M1"] == "M2"  # two of its records
+    # a tie: the manifestation with the smallest record key (as dedup.ids), not the smallest id
+    assert merged({"A:1": "M9", "B:1": "M2", "C:1": "M9", "D:1": "M2"})["M1"] == "M9"
 
 
 def _catalogue_content(path: Path) -> dict:

@@ -3,6 +3,7 @@ or not at all."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -77,3 +78,11 @@ def write_parquet_batches(path: Path, batches: Iterable[pa.RecordBatch], schema:
     finally:
         temp.unlink(missing_ok=True)
     return rows
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

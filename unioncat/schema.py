@@ -95,6 +95,10 @@ QUARANTINE = pa.schema(
     ]
 )
 
+# The tables a snapshot's `changes` are computed from (against the parent's: warehouse.changes;
+# dedup's lineage against its previous run is the same when its previous run is the parent's).
+CHANGES_FROM = ("record_manifestation", "manifestations")
+
 # A library's tables as a snapshot holds them (`<table>.parquet/<library_id>.parquet`), sorted by
 # these columns (a stable sort). The transform writes its staging files so, with `write_table`,
 # and publish links them into the snapshot as they are.

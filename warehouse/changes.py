@@ -7,12 +7,12 @@ So the changes are recomputed here from the two snapshots' `record_manifestation
 - `added`: an id new in this snapshot none of whose records were in the parent;
 - `split`: an id new in this snapshot that took records of a parent manifestation (one row per
   parent id it took records from);
-- `merged`: a parent id that is gone; its records are now mostly in `manifestation_id`;
+- `merged`: a parent id that is gone; its records are now mostly in `manifestation_id` (ties:
+  the one with the smallest record key, as dedup.ids);
 - `deleted`: a parent id that is gone with all of its records;
 - `updated`: an id in both whose records or fields (any column of manifestations) changed.
 With no parent every manifestation is `added`. When dedup ran once between the two snapshots
-the result equals dedup's lineage (plus `updated` rows for changes dedup does not count, such
-as a new golden record key).
+the result equals dedup's lineage, and publish takes dedup's file instead (snapshot._dedup_lineage).
 """
 
 from __future__ import annotations
@@ -45,14 +45,16 @@ def against_parent(con: duckdb.DuckDBPyConnection, snapshot: Path, parent: Path 
              old_ids as materialized (select distinct old_id from old_links),
              new_ids as materialized (select distinct new_id from new_links),
              overlap as materialized (select old_id, new_id, count(*) as n from old_links join new_links using (record_key) group by all),
-             gone as (select old_id from old_ids where old_id not in (select new_id from new_ids)),
+             gone as materialized (select old_id from old_ids where old_id not in (select new_id from new_ids)),
              fresh as (select new_id from new_ids where new_id not in (select old_id from old_ids)),
+             merged_into as (select new_id, min(record_key) as first_key from new_links
+                             where new_id in (select new_id from overlap where old_id in (select old_id from gone)) group by new_id),
              kept as (select new_id as id from new_ids where new_id in (select old_id from old_ids)),
              -- ids whose record set changed: they lost a record or gained one
              moved as (select o.old_id as id from old_links o anti join new_links n on n.record_key = o.record_key and n.new_id = o.old_id
                        union select n.new_id from new_links n anti join old_links o on o.record_key = n.record_key and o.old_id = n.new_id)
-        select 'merged' as change, arg_min(new_id, (-n, new_id)) as manifestation_id, old_id as old_manifestation_id
-        from overlap where old_id in (select old_id from gone) group by old_id
+        select 'merged' as change, arg_min(o.new_id, (-o.n, f.first_key)) as manifestation_id, o.old_id as old_manifestation_id
+        from overlap o join merged_into f using (new_id) where o.old_id in (select old_id from gone) group by o.old_id
         union all
         select 'deleted', null, old_id from gone where old_id not in (select old_id from overlap)
         union all

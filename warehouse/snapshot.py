@@ -56,6 +56,7 @@ import pyarrow.parquet as pq
 
 from harvesters import state as harvest_state
 from unioncat import atomic, schema
+from unioncat.atomic import sha256_file
 from unioncat.registry import Library
 from unioncat.schema import LIBRARY_TABLES, ROW_GROUP_ROWS, write_table
 from unioncat.settings import Settings, duckdb_config
@@ -89,14 +90,6 @@ class PublishSummary:
     def line(self) -> str:
         counts = ", ".join(f"{k} {v:,}" for k, v in self.counts.items())
         return f"published {self.snapshot_id}: {counts}"
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _fingerprint(*parts: str) -> str:
@@ -235,6 +228,21 @@ def _write_holdings_distribution(writer: SnapshotWriter, libraries_fingerprint: 
                         schema.HOLDINGS_DISTRIBUTION, "holdings_distribution")
 
 
+def _dedup_lineage(settings: Settings, writer: SnapshotWriter) -> Path | None:
+    """Dedup's `changes.parquet` when it is this snapshot's: when the one dedup run that wrote this
+    snapshot's dedup tables carried its ids from the parent snapshot's (warehouse.changes would
+    compute the same rows, reading every record of both)."""
+    state = atomic.read_json(settings.dedup_dir / "state.json") or {}
+    previous, outputs = state.get("previous_outputs"), state.get("outputs")
+    if not previous or not outputs:
+        return None
+    for table in schema.CHANGES_FROM:
+        name = f"{table}.parquet"
+        if previous.get(table) != writer.parent_checksums.get(name) or (outputs.get(table) or {}).get("sha256") != writer.checksums.get(name):
+            return None
+    return settings.dedup_dir / "changes.parquet"
+
+
 def _libraries_fingerprint(libraries: pa.Table) -> str:
     """The libraries as the catalogue describes them, without the run ids that change every harvest."""
     rows = libraries.drop_columns(["run_id"]).to_pylist()
@@ -295,7 +303,7 @@ def build_snapshot(settings: Settings, libraries: list[Library]) -> PublishSumma
             counts |= _write_dedup_tables(writer, settings)
             counts["holdings_distribution"] = _write_holdings_distribution(writer, libraries_fingerprint)
             counts["changes"] = writer.write("changes.parquet", None, lambda: changes.against_parent(writer.con, build, parent),
-                                             schema.CHANGES, "changes")
+                                             schema.CHANGES, "changes", ready=_dedup_lineage(settings, writer))
         finally:
             writer.close()
         parent_manifest = read_manifest(parent) if parent else {}
