@@ -527,18 +527,19 @@ def _write_outputs(con: duckdb.DuckDBPyConnection, out: Path, run_number: int) -
         drop table open_records;
     """)
     counts: dict = {}
+    # local_id is the record key's tail (`<library_id>:<local_id>`, transforms.bibliographic) and
+    # rids follow record keys: neither the input nor a string sort is needed
     counts["records"] = _write_published(con, out, "record_manifestation", """
-        select m.record_key, m.library_id, s.local_id, ci.manifestation_id, ci.work_id,
+        select m.record_key, m.library_id, substr(m.record_key, length(m.library_id) + 2) as local_id, ci.manifestation_id, ci.work_id,
                if(ci.carried, p.match_rule, coalesce(l.rule, 'singleton')) as match_rule,
                if(ci.carried, p.match_score, l.weight) as match_score,
                if(ci.carried, p.matched_with, l.other) as matched_with,
                if(ci.carried, p.match_evidence, l.evidence) as match_evidence
         from match_records m
-        join dedup_input s on s.record_key = m.record_key
         join clusters c using (rid) join cluster_ids ci using (cluster)
         left join strongest_link l using (rid)
         left join previous_links p on p.record_key = m.record_key
-        order by m.record_key
+        order by m.rid
     """)
     # kept manifestations of clusters not carried: their rows are compared with the previous run's
     con.execute("""create or replace temp table kept_open as select manifestation_id from cluster_ids

@@ -198,3 +198,10 @@ def test_pairwise_and_bcubed_scores_by_hand():
     # B-cubed precision: a 1, b 1, c 1/2, d 1/2, e 1 → 0.8; recall: a 2/3, b 2/3, c 1/3, d 1, e 1 → 11/15
     assert (result.bcubed.precision, result.bcubed.recall) == (0.8, round(11 / 15, 5))
     assert result.exact_clusters == 1 and len(result.false_merges) == 1 and len(result.missed_merges) == 1
+
+
+def test_each_record_is_linked_under_its_library_and_local_id(tmp_path):
+    rows = [book("A:1", "红楼梦"), {**book("B:1", "红楼梦"), "local_id": "ocm:0042", "record_key": "B:ocm:0042"}]
+    dedup(rows, tmp_path)
+    links = duckdb.sql(f"select record_key, library_id, local_id from read_parquet('{tmp_path / 'dedup' / 'record_manifestation.parquet'}')")
+    assert sorted(links.fetchall()) == [("A:1", "A", "1"), ("B:ocm:0042", "B", "ocm:0042")]
