@@ -153,20 +153,20 @@ def build_match_records(con: duckdb.DuckDBPyConnection, source: str = "dedup_inp
         return _number(con, rows, _compute_features(con, source))
     unchanged = [lib for lib in unchanged_libraries if lib in previous]
     others = [path for lib, path in previous.items() if lib not in unchanged]
-    kept = [f"select * from read_parquet({_strings([previous[lib] for lib in unchanged])})"] if unchanged else []
+    kept = [f"select * from read_parquet({sql_strings([previous[lib] for lib in unchanged])})"] if unchanged else []
     # Only (record_key, input_hash) of every other record is held beside the features kept: at
     # 11M records a second copy of the input does not fit DuckDB's memory limit.
     con.execute(f"""
         create or replace temp table input_hashes as select record_key, {input_hash('s')} as input_hash from {source} s
-        where not list_contains({_strings(unchanged)}::varchar[], library_id)
+        where not list_contains({sql_strings(unchanged)}::varchar[], library_id)
     """)
     if others:
-        kept.append(f"select p.* from read_parquet({_strings(others)}) p semi join input_hashes using (record_key, input_hash)")
+        kept.append(f"select p.* from read_parquet({sql_strings(others)}) p semi join input_hashes using (record_key, input_hash)")
     con.execute(f"""
         create or replace temp table kept_features as {" union all ".join(kept) or "select null::varchar as record_key where false"};
         drop table input_hashes;
         create or replace temp table changed_input as
-        select s.* from {source} s anti join kept_features using (record_key) where not list_contains({_strings(unchanged)}::varchar[], library_id);
+        select s.* from {source} s anti join kept_features using (record_key) where not list_contains({sql_strings(unchanged)}::varchar[], library_id);
     """)
     computed = _compute_features(con, "changed_input")
     con.execute("create or replace temp table recomputed_records as select record_key from changed_input; drop table changed_input")
@@ -174,7 +174,8 @@ def build_match_records(con: duckdb.DuckDBPyConnection, source: str = "dedup_inp
     return _number(con, rows, computed)
 
 
-def _strings(values: list[str]) -> str:
+def sql_strings(values) -> str:
+    """A SQL list literal of strings."""
     return "[" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + "]"
 
 

@@ -36,7 +36,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dedup import blocking, clustering, golden, ids, nodes, rules
-from dedup.features import INPUT_COLUMNS, build_match_records
+from dedup.features import INPUT_COLUMNS, build_match_records, sql_strings
 from dedup.scoring import evidence_sql, rule_sql, score_pairs
 from unioncat import atomic, schema
 from unioncat.registry import Library
@@ -103,9 +103,8 @@ def load_files(con: duckdb.DuckDBPyConnection, files: list[str]) -> None:
     """`dedup_input`: the active records of canonical `records` Parquet files, as a view: read
     where needed (each use reads only its columns) rather than held in memory at 11M records."""
     if files:
-        listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
         con.execute(f"create or replace temp view dedup_input as select {', '.join(INPUT_COLUMNS)} "
-                    f"from read_parquet([{listed}], union_by_name=true) where status = 'active'")
+                    f"from read_parquet({sql_strings(files)}, union_by_name=true) where status = 'active'")
     else:
         load_rows(con, schema.RECORDS.empty_table())
 
@@ -171,8 +170,8 @@ def run(con: duckdb.DuckDBPyConnection, out: Path, levels: dict[str, str], *, fu
     feature_files = _write_features(con, out, run_number, {lib: run for lib, run in feature_files.items() if lib in unchanged})
     phases.done("outputs")
     atomic.write_json(out / "state.json", {
-        "run": run_number, "rules": rules.fingerprint(), "duckdb": duckdb.__version__, "levels": levels, "staged": staged, "feature_files": feature_files, "records": records,
-        "outputs": _output_versions(out), "previous_outputs": previous_outputs,
+        "run": run_number, "rules": rules.fingerprint(), "duckdb": duckdb.__version__, "levels": levels, "staged": staged,
+        "feature_files": feature_files, "outputs": _output_versions(out), "previous_outputs": previous_outputs, "records": records,
         "incremental": incremental, "features_computed": computed, "carried_manifestations": carried, **matched, **stats, **counts,
         "phases": phases.seconds,
         "phase_peak_rss_mb": phases.peak_rss_mb,
@@ -322,8 +321,7 @@ def _write_features(con: duckdb.DuckDBPyConnection, out: Path, run_number: int, 
     folder.mkdir(exist_ok=True)
     temp = out / ".match_records.tmp"
     shutil.rmtree(temp, ignore_errors=True)
-    kept_list = "[" + ", ".join("'" + lib.replace("'", "''") + "'" for lib in kept) + "]::varchar[]"
-    con.execute(f"copy (select * exclude (rid) from match_records where not list_contains({kept_list}, library_id)) to '{temp}' "
+    con.execute(f"copy (select * exclude (rid) from match_records where not list_contains({sql_strings(kept)}::varchar[], library_id)) to '{temp}' "
                 f"({_cache_options(run_number)}, partition_by (library_id), write_partition_columns true)")
     written = {}
     for part in temp.glob("library_id=*"):

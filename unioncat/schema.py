@@ -6,9 +6,11 @@ reading a snapshot sees what each column means without this code.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from unioncat import atomic
 
@@ -16,10 +18,10 @@ SCHEMA_VERSION = "1"
 ROW_GROUP_ROWS = 128 * 1024  # a scan reads whole row groups; per-library files mostly hold one
 
 
-def write_table(path: Path, data: pa.Table | pa.RecordBatchReader, table_schema: pa.Schema, table_name: str) -> int:
+def write_table(path: Path, data: pa.Table | Iterable[pa.RecordBatch], table_schema: pa.Schema, table_name: str) -> int:
     """The one way a catalogue table's Parquet file is written (a snapshot's, and dedup's tables
     that publish links into one): same schema, metadata and options, so the same rows in the same
-    order give the same bytes. A RecordBatchReader (a DuckDB query's result) is written as it is read."""
+    order give the same bytes. Batches (a DuckDB query's reader) are written as they come."""
     metadata = {"unioncat.schema_version": SCHEMA_VERSION, "unioncat.table": table_name}
     batches = data.to_batches(max_chunksize=ROW_GROUP_ROWS) if isinstance(data, pa.Table) else data
     return atomic.write_parquet_batches(path, batches, table_schema.with_metadata(metadata), row_group_size=ROW_GROUP_ROWS)
@@ -113,9 +115,13 @@ def write_library_table(path: Path, table: pa.Table, table_name: str) -> int:
     """A library's table in snapshot form: `table` sorted (nulls last, as DuckDB's ORDER BY) and
     written by `write_table`."""
     table_schema, order = LIBRARY_TABLES[table_name]
-    # one chunk, so that row groups are cut every ROW_GROUP_ROWS rows as from a DuckDB reader
-    ordered = table.sort_by([(column, "ascending") for column in order]).combine_chunks()
-    return write_table(path, ordered, table_schema, table_name)
+    indices = pc.sort_indices(table, sort_keys=[(column, "ascending") for column in order])
+
+    def batches():  # of ROW_GROUP_ROWS rows, as from a DuckDB reader; one in memory at a time
+        for start in range(0, len(indices), ROW_GROUP_ROWS):
+            yield from table.take(indices.slice(start, ROW_GROUP_ROWS)).combine_chunks().to_batches()
+
+    return write_table(path, batches(), table_schema, table_name)
 
 
 RECORD_MANIFESTATION = pa.schema(
