@@ -36,7 +36,7 @@ def build_nodes(con: duckdb.DuckDBPyConnection) -> int:
         create or replace temp table twin_occurrence as
         select rid, library_id, twin_key,
                case when len(isbn) > 0 then 1
-                    else row_number() over (partition by twin_key, library_id order by record_key) end as k
+                    else row_number() over (partition by twin_key, library_id order by rid) end as k
         from match_records;
         create or replace temp table twin_groups as
         select twin_key, k, min(rid) as first_rid, count(*) as n from twin_occurrence group by twin_key, k;
@@ -45,8 +45,9 @@ def build_nodes(con: duckdb.DuckDBPyConnection) -> int:
         select *, [library_id] as libraries from match_records where rid in (select rid_a from twin_pairs);
     """)
     score_pairs(con, "twin_pairs", "twin_scores", table="twin_records")
-    # Nodes are grouped and ordered by their first record's rid (rids follow record keys): integer
-    # keys, where grouping by the node key string took 4x longer at 11M records.
+    # Nodes are grouped and ordered by their first record's rid (rids follow record keys), and
+    # numbered over the narrow groups before the wide join: grouping by the node key string and
+    # numbering the wide rows took 21 s at 11.27M records, this 12 s.
     con.execute(f"""
         -- a twin group is one node when its twins' own pair is accepted, else one node per twin
         create or replace temp table twin_group_keys as
@@ -56,7 +57,6 @@ def build_nodes(con: duckdb.DuckDBPyConnection) -> int:
         select o.rid, o.library_id, if(g.together, g.first_rid, o.rid) as first_rid, o.twin_key, o.k, g.together
         from twin_occurrence o join twin_group_keys g using (twin_key, k);
         drop table twin_group_keys; drop table twin_records;
-        -- node rids numbered over the narrow groups, then joined: a window over the wide rows sorts every feature along
         create or replace temp table node_groups as
         select first_rid, (row_number() over (order by first_rid) - 1)::integer as rid, count(*)::integer as n_records,
                any_value(twin_key) as twin_key, any_value(k) as k, bool_and(together) as together,
