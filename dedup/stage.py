@@ -71,21 +71,17 @@ class DedupSummary:
                 f"({self.merged_records:,} records merged; {mode}; {self.pairs_scored:,} pairs scored; {changed})")
 
 
-def staged_record_files(settings: Settings, libraries: list[Library]) -> list[str]:
-    paths = [settings.staging_dir(lib.id) / "records.parquet" for lib in libraries]
-    return [str(p) for p in paths if p.exists()]
+def staged_record_files(settings: Settings, libraries: list[Library]) -> dict[str, Path]:
+    """library → its staged records, for the libraries that have some."""
+    paths = {lib.id: settings.staging_dir(lib.id) / "records.parquet" for lib in libraries}
+    return {library_id: path for library_id, path in paths.items() if path.exists()}
 
 
-def staged_versions(settings: Settings, libraries: list[Library]) -> dict[str, list[int]]:
+def staged_versions(files: dict[str, Path]) -> dict[str, list[int]]:
     """library → [size, mtime_ns] of its staged records: the transform rewrites the file of a
     library whose records changed and leaves the others' alone."""
-    versions = {}
-    for lib in libraries:
-        path = settings.staging_dir(lib.id) / "records.parquet"
-        if path.exists():
-            stat = path.stat()
-            versions[lib.id] = [stat.st_size, stat.st_mtime_ns]
-    return versions
+    stats = {library_id: path.stat() for library_id, path in files.items()}
+    return {library_id: [stat.st_size, stat.st_mtime_ns] for library_id, stat in stats.items()}
 
 
 def deduplicate(settings: Settings, libraries: list[Library], con: duckdb.DuckDBPyConnection | None = None,
@@ -94,9 +90,9 @@ def deduplicate(settings: Settings, libraries: list[Library], con: duckdb.DuckDB
     if con is None:
         settings.dedup_dir.mkdir(parents=True, exist_ok=True)
         con = duckdb.connect(config=duckdb_config(settings.dedup_dir / ".spill", preserve_insertion_order=False))
-    load_files(con, staged_record_files(settings, libraries))
-    return run(con, settings.dedup_dir, {lib.id: lib.level for lib in libraries}, full=full,
-               staged=staged_versions(settings, libraries))
+    files = staged_record_files(settings, libraries)
+    load_files(con, [str(path) for path in files.values()])
+    return run(con, settings.dedup_dir, {lib.id: lib.level for lib in libraries}, full=full, staged=staged_versions(files))
 
 
 def load_files(con: duckdb.DuckDBPyConnection, files: list[str]) -> None:
@@ -477,7 +473,8 @@ def _previous_outputs(out: Path, state: dict) -> dict[str, str] | None:
     versions = {}
     for table in schema.CHANGES_FROM:
         path, version = out / f"{table}.parquet", recorded.get(table)
-        if not version or not path.exists() or [path.stat().st_size, path.stat().st_mtime_ns] != [version["size"], version["mtime_ns"]]:
+        stat = path.stat() if path.exists() else None
+        if not version or not stat or (stat.st_size, stat.st_mtime_ns) != (version["size"], version["mtime_ns"]):
             return None
         versions[table] = version["sha256"]
     return versions

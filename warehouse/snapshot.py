@@ -96,10 +96,6 @@ def _fingerprint(*parts: str) -> str:
     return hashlib.sha256("\n".join((WRITER_VERSION, schema.SCHEMA_VERSION, *parts)).encode()).hexdigest()
 
 
-def _file_fingerprint(path: Path) -> str:
-    return sha256_file(path) if path.exists() else "absent"
-
-
 def read_manifest(snapshot: Path) -> dict:
     return json.loads((snapshot / MANIFEST).read_text(encoding="utf-8"))
 
@@ -116,6 +112,7 @@ class SnapshotWriter:
         self.files: dict[str, dict] = {}
         self.checksums: dict[str, str] = {}
         self.reused: list[str] = []
+        self._digests: dict[tuple[int, int, int, int], str] = {}
         self.con = duckdb.connect(config=duckdb_config(folder.parent / ".spill"))
 
     def write(self, name: str, inputs: str | None, produce: Callable[[], pa.Table | pa.RecordBatchReader], table_schema: pa.Schema,
@@ -132,12 +129,23 @@ class SnapshotWriter:
             self.reused.append(name)
         elif ready is not None and _written_as(ready, table_schema, table_name) and _link(ready, target):
             rows = pq.read_metadata(target).num_rows
-            self.checksums[name] = sha256_file(target)
+            self.checksums[name] = self.digest(target)
         else:
             rows = write_table(target, produce(), table_schema, table_name)
-            self.checksums[name] = sha256_file(target)
+            self.checksums[name] = self.digest(target)
         self.files[name] = {"rows": rows, "inputs": inputs}
         return rows
+
+    def digest(self, path: Path) -> str:
+        """sha256 of a file ("absent" when missing), once per file version: a file linked from
+        staging or dedup is hashed for its inputs fingerprint and not again for its checksum."""
+        if not path.exists():
+            return "absent"
+        stat = path.stat()
+        version = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        if version not in self._digests:
+            self._digests[version] = sha256_file(path)
+        return self._digests[version]
 
     def _link_from_parent(self, name: str) -> bool:
         source = self.parent / name
@@ -193,7 +201,7 @@ def _write_library_tables(writer: SnapshotWriter, settings: Settings, libraries:
         for table, (table_schema, order) in LIBRARY_TABLES.items():
             staged = settings.staging_dir(library.id) / f"{table}.parquet"
             counts[table] += writer.write(
-                f"{table}.parquet/{library.id}.parquet", _fingerprint(table, _file_fingerprint(staged)),
+                f"{table}.parquet/{library.id}.parquet", _fingerprint(table, writer.digest(staged)),
                 writer.sorted_parquet(staged, order, table_schema), table_schema, table, ready=staged,
             )
     return counts
@@ -204,7 +212,7 @@ def _write_dedup_tables(writer: SnapshotWriter, settings: Settings) -> dict[str,
     for table, (table_schema, order) in DEDUP_TABLES.items():
         source = settings.dedup_dir / f"{table}.parquet"
         counts[table] = writer.write(
-            f"{table}.parquet", _fingerprint(table, _file_fingerprint(source)),
+            f"{table}.parquet", _fingerprint(table, writer.digest(source)),
             writer.sorted_parquet(source, order, table_schema), table_schema, table, ready=source,
         )
     return counts
