@@ -199,76 +199,65 @@ def _match_all(con: duckdb.DuckDBPyConnection) -> dict:
 
 
 def _match_incrementally(con: duckdb.DuckDBPyConnection, out: Path) -> dict:
-    """Re-block the blocks of new, changed and deleted nodes (a node changes with its twins'
-    features or its libraries) and score only the pairs this run proposes that the previous run
-    did not (or that involve a changed node); keep the previous run's pairs of unchanged nodes
-    (their features, hence scores, are the same)."""
+    """Look again only at the blocks of new, changed and deleted nodes (a node changes with its
+    twins' features, its libraries or its first record) and score only the pairs they propose now
+    and did not before (or that involve a changed node); keep the previous run's pairs of
+    unchanged nodes (their features, hence scores, are the same) while a block still proposes
+    them."""
     con.execute(f"""
         create or replace temp table previous_rids as
         select record_key, (row_number() over (order by record_key) - 1)::integer as rid from read_parquet('{out / 'match_nodes.parquet'}');
         create or replace temp table previous_records as
         select r.rid, p.* from read_parquet('{out / 'match_nodes.parquet'}') p join previous_rids r using (record_key);
         drop table previous_rids;
+        -- the first record's key too: it orders the node inside its blocks (blocking.WINDOW_ORDER)
         create or replace temp table changed_now as
-            select m.* from match_nodes m anti join previous_records p using (node_key, fingerprint);
+            select m.* from match_nodes m anti join previous_records p using (node_key, fingerprint, record_key);
         create or replace temp table changed_before as
-            select p.* from previous_records p anti join match_nodes m using (node_key, fingerprint);
+            select p.* from previous_records p anti join match_nodes m using (node_key, fingerprint, record_key);
+        drop table previous_records;
         create or replace temp table dirty_keys as
             select node_key from changed_now union select node_key from changed_before;
     """)
     blocking.affected_blocks(con, "changed_now", "changed_before")
-    blocking.candidate_pairs(con, only_affected=True, records="match_nodes")
-    # What the previous run proposed in those blocks: its pairs of unchanged records were scored
-    # then; those that scored as matches are in the evidence, the others need no second look.
-    blocking.candidate_pairs(con, only_affected=True, records="previous_records", out="previous_candidates")
+    blocking.block_positions(con, "changed_now", "changed_before")
+    blocking.proposed_pairs(con)
     con.execute(f"""
-        -- previous rids of unchanged records → this run's rids
-        create or replace temp table same_records as
-        select p.rid as previous_rid, m.rid from previous_records p join match_nodes m using (node_key, fingerprint);
-        create or replace temp table previous_candidates as
-        select (least(x.rid, y.rid)::bigint << 32) | greatest(x.rid, y.rid)::bigint as pair
-        from previous_candidates p
-        join same_records x on x.previous_rid = p.rid_a join same_records y on y.previous_rid = p.rid_b;
-        drop table previous_records; drop table same_records;
         create or replace temp table previous_pairs as
         select e.* from read_parquet('{out / 'match_evidence.parquet'}') e
         where e.node_key_a not in (select node_key from dirty_keys)
           and e.node_key_b not in (select node_key from dirty_keys);
-        -- a pair can have lost a block only if both its records sit in an affected block
-        create or replace temp table touched as
-        select distinct k.rid from ({blocking.block_keys_sql('match_nodes')}) k
-        where k.block_id in (select block_id from affected_blocks);
         create or replace temp table kept_pairs as
         select x.rid as rid_a, y.rid as rid_b, (x.rid::bigint << 32) | y.rid::bigint as pair,
-               x.rid in (select rid from touched) and y.rid in (select rid from touched) as touched, p.* exclude (record_key_a, record_key_b, node_key_a, node_key_b)
+               p.* exclude (record_key_a, record_key_b, node_key_a, node_key_b)
         from previous_pairs p
         join match_nodes x on x.node_key = p.node_key_a
         join match_nodes y on y.node_key = p.node_key_b;
-        drop table previous_pairs; drop table touched;
-        create or replace temp table untouched_blocks as
-        select pair, list_sort(list(block_id)) as blocks
-        from (select pair, unnest(blocks) as block_id from kept_pairs where touched)
-        where block_id not in (select block_id from affected_blocks)
-        group by pair;
-        create or replace temp table candidate_pairs as
-        select *, (rid_a::bigint << 32) | rid_b::bigint as pair from candidate_pairs;
+        drop table previous_pairs;
+        -- a kept pair can gain or lose a block only if both its nodes sit in an affected block
+        create or replace temp table looked_at as
+        with members as (select distinct rid from block_rows where side = 0)
+        select rid_a, rid_b from proposed_pairs
+        union
+        select rid_a, rid_b from kept_pairs where rid_a in (select rid from members) and rid_b in (select rid from members);
+    """)
+    blocking.pair_blocks(con, "looked_at")
+    con.execute("""
+        drop table looked_at; drop table proposed_pairs; drop table block_rows;
         create or replace temp table new_pairs as
-        select * exclude (pair) from candidate_pairs
-        where pair not in (select pair from kept_pairs) and pair not in (select pair from previous_candidates);
-        drop table previous_candidates;
+        select b.rid_a, b.rid_b, b.blocks_now as blocks from pair_blocks b
+        where len(b.blocks_now) > 0 and not b.before and (b.rid_a::bigint << 32) | b.rid_b::bigint not in (select pair from kept_pairs)
     """)
     scored = con.sql("select count(*) from new_pairs").fetchall()[0][0]
     score_pairs(con, "new_pairs", "scored_pairs", keep=_keep())
     columns = ", ".join(_pair_columns(con))
     con.execute(f"""
+        -- a kept pair's blocks: those not affected, and the affected ones that propose it now
         create or replace temp table kept as
-        select k.* exclude (blocks, pair, touched),
-               case when not k.touched and c.pair is null then k.blocks
-                    else list_sort(list_distinct(list_concat(case when k.touched then coalesce(u.blocks, []) else k.blocks end,
-                                                             coalesce(c.blocks, [])))) end as blocks
-        from kept_pairs k
-        left join untouched_blocks u using (pair)
-        left join candidate_pairs c using (pair);
+        select k.* exclude (blocks, pair),
+               if(b.rid_a is null, k.blocks,
+                  list_sort(list_filter(k.blocks, lambda block: not list_contains(b.affected, block)) || b.blocks_now)) as blocks
+        from kept_pairs k left join pair_blocks b using (rid_a, rid_b);
         create or replace temp table match_pairs as
         select {columns} from kept where len(blocks) > 0
         union all select {columns} from scored_pairs;
@@ -277,8 +266,7 @@ def _match_incrementally(con: duckdb.DuckDBPyConnection, out: Path) -> dict:
         with changed as (select rid_a, rid_b from kept where len(blocks) = 0 and accepted
                          union all select rid_a, rid_b from scored_pairs where accepted)
         select rid_a as rid from changed union select rid_b from changed;
-        drop table kept_pairs; drop table untouched_blocks; drop table new_pairs; drop table scored_pairs;
-        drop table candidate_pairs; drop table kept;
+        drop table kept_pairs; drop table pair_blocks; drop table new_pairs; drop table scored_pairs; drop table kept;
     """)
     _accepted(con)
     rematched = con.sql("select coalesce(sum(n_records), 0) from changed_now").fetchall()[0][0]

@@ -167,3 +167,29 @@ def test_an_incremental_run_equals_a_full_rebuild(province, tmp_path):
 
     assert partition(incremental.ids) == partition(fresh.ids)
     assert {kind for kind, _, _ in incremental.changes} >= {"added", "updated", "split"}
+
+
+@pytest.mark.parametrize("all_pairs_max, window", [(2, 1), (3, 2)])
+def test_incremental_blocking_equals_a_full_rebuild_when_windows_slide(province, tmp_path, monkeypatch, all_pairs_max, window):
+    """Narrow windows make most blocks windowed: removed, moved and new nodes shift the positions
+    of unchanged ones, opening and closing pairs an incremental run must find without re-blocking
+    (dedup.blocking.proposed_pairs)."""
+    monkeypatch.setattr(rules, "BLOCK_ALL_PAIRS_MAX", all_pairs_max)
+    monkeypatch.setattr(rules, "BLOCK_WINDOW", window)
+    rng = random.Random(all_pairs_max)
+    rows = province.rows.to_pylist()
+    current = rows[: len(rows) * 9 // 10]
+    incremental = Runs(tmp_path / "incremental")
+    incremental(current)
+    for round_ in range(3):
+        gone = {r["record_key"] for r in rng.sample(current, 40)}
+        moved = [{**row, "pages": (row["pages"] or 100) + rng.choice([-90, 90]), "year": (row["year"] or 2000) + rng.choice([-1, 1])}
+                 for row in rng.sample([r for r in current if r["record_key"] not in gone], 40)]
+        moved_keys = {r["record_key"] for r in moved}
+        added = [{**row, "record_key": f"{row['library_id']}:new{round_}-{row['record_key']}"} for row in rng.sample(rows, 40)]
+        current = [r for r in current if r["record_key"] not in gone | moved_keys] + moved + added
+        shutil.copytree(tmp_path / "incremental", tmp_path / f"full{round_}")  # the same ids to carry
+        incremental(current)
+        full = Runs(tmp_path / f"full{round_}")(current, full=True)
+        assert incremental.summary.incremental and incremental.summary.pairs_scored < full.summary.pairs_scored
+        assert_same_outputs(tmp_path / "incremental", tmp_path / f"full{round_}")
