@@ -122,6 +122,30 @@ def test_distribution_views_agree_with_the_holdings(demo):
     assert stats == con.execute("select count(*) from manifestations where n_libraries = 1").fetchall()[0][0]
 
 
+def test_distribution_copies_are_the_holdings_copies_or_at_least_one_per_record(inputs):
+    # a record held twice (two call numbers) without a count of copies: one copy, not two
+    staged = inputs.staging_dir("ZJ001") / "holdings.parquet"
+    table = pq.read_table(staged)
+    uncounted = table.slice(0, 1).set_column(table.schema.get_field_index("copies"), "copies", pa.nulls(1, table.schema.field("copies").type))
+    schema.write_library_table(staged, pa.concat_tables([table.slice(1), uncounted, uncounted]), "holdings")
+    snapshot = publish(inputs, _libraries(inputs)).path
+    holdings = pq.read_table(snapshot / "holdings.parquet").to_pylist()
+    copies, holding_rows = {}, {}
+    for h in holdings:
+        holding_rows[h["record_key"]] = holding_rows.get(h["record_key"], 0) + 1
+        copies[h["record_key"]] = copies.get(h["record_key"], 0) + (h["copies"] or 0)
+    expected = {}
+    for r in pq.read_table(snapshot / "record_manifestation.parquet").to_pylist():
+        held, records = expected.get((r["manifestation_id"], r["library_id"]), (0, 0))
+        expected[r["manifestation_id"], r["library_id"]] = (held + copies.get(r["record_key"], 0), records + 1)
+    distribution = pq.read_table(snapshot / "holdings_distribution.parquet").to_pylist()
+    assert {(d["manifestation_id"], d["library_id"]): d["copies"] for d in distribution} == {
+        key: max(held, records) for key, (held, records) in expected.items()}
+    # what makes the figure differ from a count of rows is there
+    assert max(holding_rows.values()) == 2 and max(records for _, records in expected.values()) > 1
+    assert any(held > records for held, records in expected.values()) and any(held < records for held, records in expected.values())
+
+
 def test_republishing_unchanged_inputs_gives_the_same_content_hash(inputs, tmp_path):
     libraries = _libraries(inputs)
     first = publish(inputs, libraries)
