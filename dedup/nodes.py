@@ -60,7 +60,7 @@ def build_nodes(con: duckdb.DuckDBPyConnection) -> int:
         create or replace temp table node_groups as
         select first_rid, (row_number() over (order by first_rid) - 1)::integer as rid, count(*)::integer as n_records,
                any_value(twin_key) as twin_key, any_value(k) as k, bool_and(together) as together,
-               list_sort(list(distinct library_id)) as libraries
+               list_sort(list_distinct(list(library_id))) as libraries
         from record_nodes group by first_rid;
         create or replace temp table match_nodes as
         select g.rid, if(g.together, g.twin_key::varchar || '.' || g.k, m.record_key) as node_key,
