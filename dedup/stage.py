@@ -10,13 +10,13 @@ Reads the staging Parquet of the libraries given; writes to `<data_dir>/dedup/`:
 - `match_evidence.parquet`: every accepted pair and every pair a hard rule vetoed although it
   scored as a match, with its field levels (answers "why are these together / apart?");
 - `match_records.parquet/<library_id>.parquet` (features and fingerprints, a file per library:
-  a run rewrites the files of the libraries whose records changed only), `match_nodes.parquet`,
-  `id_ledger.parquet` (every id ever issued and what became of it) and `state.json` (run
+  a run rewrites the files of the libraries whose records changed only), `match_nodes.parquet`
+  (each node's keys and blocking features), `id_ledger.parquet` (every id ever issued and what became of it) and `state.json` (run
   number, rules fingerprint, the run that wrote each feature file), written last.
 An incremental run (the default when the rules, DuckDB and the libraries' levels are unchanged)
 computes the features of new and changed records only (the others keep theirs from
-`match_records.parquet/`), re-blocks and re-scores only the blocks of new, changed or deleted
-records, and clusters all accepted pairs again; a cluster it left as it was (`_carry_clusters`)
+`match_records.parquet/`), looks again only at the blocks of new, changed or deleted
+records and scores only the pairs a change made (dedup.blocking), and clusters all accepted pairs again; a cluster it left as it was (`_carry_clusters`)
 keeps its golden record, id and strongest links from the previous outputs, the others get new
 ones. Its result equals a full rebuild's (tests/test_dedup_ids.py).
 """
@@ -46,6 +46,10 @@ RUN_TAG = b"unioncat.dedup_run"
 CACHE_FILES = ("match_nodes.parquet", "match_evidence.parquet")
 FEATURES = "match_records.parquet"  # a folder: <library_id>.parquet
 OUTPUT_BATCH_ROWS = 256 * 1024
+# What the next run reads of this run's nodes: what tells a changed node (node key, fingerprint,
+# first record) and what places it in its blocks (blocking.BLOCK_KEYS, WINDOW_ORDER).
+NODE_CACHE_COLUMNS = ("node_key", "fingerprint", "record_key", "isbn", "issn", "title_key", "title_pinyin", "publisher_key",
+                      "year", "pages", "volume_key", "edition_key", "authors_key", "author1")
 
 
 @dataclass(frozen=True)
@@ -560,7 +564,7 @@ def _write_outputs(con: duckdb.DuckDBPyConnection, out: Path, run_number: int) -
                p.veto, p.accepted
         from match_pairs p join match_nodes x on x.rid = p.rid_a join match_nodes y on y.rid = p.rid_b
     """, schema.MATCH_EVIDENCE, run_number)
-    _write_cache(con, out, "match_nodes.parquet", "select * exclude (rid, first_rid) from match_nodes", run_number)
+    _write_cache(con, out, "match_nodes.parquet", f"select {', '.join(NODE_CACHE_COLUMNS)} from match_nodes", run_number)
     _write_ledger(con, out, run_number)
     return counts
 
