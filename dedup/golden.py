@@ -89,7 +89,8 @@ def build_works(con: duckdb.DuckDBPyConnection) -> None:
     """`cluster_work(cluster, grp)`: manifestations with the same title proper that share an author
     (any member record's author surname: an abridgement `West, Clare; Austen, Jane` meets
     `Austen, Jane`) form one work; grp is the smallest record key of the work. A manifestation
-    without authors joins the author-less ones of its title."""
+    without authors joins the author-less ones of its title. The surnames are read from the
+    nodes (`match_nodes`: twins have the same authors), a fourth as many rows as records."""
     mapping(con, "work_titles", "select distinct coalesce(title, '') from golden", lambda t: (work_title_key(t),),
             ["title", "work_title"])
     # A graph of manifestations (nodes 0..n-1) and work keys (title proper|surname, nodes n…).
@@ -100,8 +101,8 @@ def build_works(con: duckdb.DuckDBPyConnection) -> None:
         with keys as (
             select distinct g.cluster, t.work_title || '|' || coalesce(a.surname, '') as work_key
             from golden g join work_titles t on t.title = coalesce(g.title, '')
-            join clusters c using (cluster) join match_records m using (rid)
-            left join (select rid, unnest(string_split(authors_key, ' ')) as surname from match_records where authors_key <> '') a using (rid)
+            join clusters c using (cluster) join match_nodes n on n.first_rid = c.rid
+            left join (select rid, unnest(string_split(authors_key, ' ')) as surname from match_nodes where authors_key <> '') a on a.rid = n.rid
             where t.work_title <> ''
         )
         select n.node, ((select count(*) from work_nodes) + dense_rank() over (order by work_key) - 1)::integer as key_node
