@@ -328,14 +328,16 @@ def _write_features(con: duckdb.DuckDBPyConnection, out: Path, run_number: int, 
 
 
 def _previous_links(con: duckdb.DuckDBPyConnection, out: Path) -> None:
-    """`previous_links`: the previous run's `record_manifestation` rows (empty on a first run)."""
+    """`previous_links`: the previous run's `record_manifestation` rows (empty on a first run),
+    with the record's rid in this run (null for a record gone): the joins on it are on integers."""
     path = out / "record_manifestation.parquet"
     if path.exists():
-        work_id = "work_id" if "work_id" in pq.read_schema(path).names else "null::varchar as work_id"
-        con.execute("create or replace temp table previous_links as select record_key, manifestation_id, match_rule, match_score, "
-                    f"matched_with, match_evidence, {work_id} from read_parquet('{path}')")
+        work_id = "p.work_id" if "work_id" in pq.read_schema(path).names else "null::varchar as work_id"
+        con.execute("create or replace temp table previous_links as select m.rid, p.record_key, p.manifestation_id, p.match_rule, "
+                    f"p.match_score, p.matched_with, p.match_evidence, {work_id} "
+                    f"from read_parquet('{path}') p left join match_records m using (record_key)")
     else:
-        con.execute("create or replace temp table previous_links (record_key varchar, manifestation_id varchar, match_rule varchar, "
+        con.execute("create or replace temp table previous_links (rid integer, record_key varchar, manifestation_id varchar, match_rule varchar, "
                     "match_score float, matched_with varchar, match_evidence varchar, work_id varchar)")
 
 
@@ -366,7 +368,7 @@ def _carry_clusters(con: duckdb.DuckDBPyConnection, out: Path) -> int:
         with unchanged as (
             select c.cluster, min(m.record_key) as first_record_key, min(p.manifestation_id) as manifestation_id, count(*) as n
             from clusters c anti join touched_clusters using (cluster)
-            join match_records m using (rid) left join previous_links p on p.record_key = m.record_key
+            join match_records m using (rid) left join previous_links p using (rid)
             group by c.cluster
             having count(p.manifestation_id) = count(*) and min(p.manifestation_id) = max(p.manifestation_id)
         )
@@ -525,7 +527,7 @@ def _write_outputs(con: duckdb.DuckDBPyConnection, out: Path, run_number: int) -
         from match_records m
         join clusters c using (rid) join cluster_ids ci using (cluster)
         left join strongest_link l using (rid)
-        left join previous_links p on p.record_key = m.record_key
+        left join previous_links p on p.rid = m.rid
         order by m.rid
     """)
     # kept manifestations of clusters not carried: their rows are compared with the previous run's
