@@ -84,18 +84,19 @@ def record_clusters(con: duckdb.DuckDBPyConnection) -> None:
     """)
 
 
-def record_links(con: duckdb.DuckDBPyConnection) -> None:
-    """`record_links`: accepted links between records, in the shape of the scored pairs — each
-    twin to its node's first record (the twins' own score), and the first records of two
-    nodes an accepted pair links."""
-    con.execute("""
+def record_links(con: duckdb.DuckDBPyConnection, records: str) -> None:
+    """`record_links`: accepted links between the records of `records(rid)`, in the shape of the
+    scored pairs — each twin to its node's first record (the twins' own score), and the first
+    records of two nodes an accepted pair links."""
+    con.execute(f"""
         create or replace temp table record_links as
         select least(n.first_rid, m.rid) as rid_a, greatest(n.first_rid, m.rid) as rid_b,
                s.* exclude (rid_a, rid_b, veto, accepted), null::varchar as veto, true as accepted
-        from node_members m join match_nodes n on n.rid = m.node
+        from node_members m semi join {records} r on r.rid = m.rid join match_nodes n on n.rid = m.node
         join twin_scores s on s.rid_a = n.first_rid
         where m.rid <> n.first_rid
         union all by name
         select least(x.first_rid, y.first_rid) as rid_a, greatest(x.first_rid, y.first_rid) as rid_b, p.* exclude (rid_a, rid_b)
         from accepted_pairs p join match_nodes x on x.rid = p.rid_a join match_nodes y on y.rid = p.rid_b
+        where x.first_rid in (select rid from {records}) and y.first_rid in (select rid from {records})
     """)

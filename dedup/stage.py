@@ -157,7 +157,6 @@ def run(con: duckdb.DuckDBPyConnection, out: Path, levels: dict[str, str], *, fu
     phases.done("matching")
     stats = {"nodes": node_count, **clustering.cluster(con)}
     nodes.record_clusters(con)
-    nodes.record_links(con)
     _previous_links(con, out)
     carried = _carry_clusters(con, out) if incremental else _carry_nothing(con)
     phases.done("clustering")
@@ -495,8 +494,9 @@ def _write_outputs(con: duckdb.DuckDBPyConnection, out: Path, run_number: int) -
         left join carried_clusters cc using (cluster)
     """)
     # the strongest link of each record of a cluster not carried (carried ones keep theirs)
+    con.execute("create or replace temp table open_records as select c.rid, c.cluster from clusters c anti join carried_clusters using (cluster)")
+    nodes.record_links(con, "open_records")
     con.execute(f"""
-        create or replace temp table open_records as select c.rid, c.cluster from clusters c anti join carried_clusters using (cluster);
         create or replace temp table strongest_link as
         with inside as (
             select p.rid_a, p.rid_b, p.weight, p.title_score + p.authors_score as closeness from record_links p
