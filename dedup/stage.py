@@ -11,14 +11,16 @@ Reads the staging Parquet of the libraries given; writes to `<data_dir>/dedup/`:
   scored as a match, with its field levels (answers "why are these together / apart?");
 - `match_records.parquet/<library_id>.parquet` (features and fingerprints, a file per library:
   a run rewrites the files of the libraries whose records changed only), `match_nodes.parquet`
-  (each node's keys and blocking features), `id_ledger.parquet` (every id ever issued and what became of it) and `state.json` (run
-  number, rules fingerprint, the run that wrote each feature file), written last.
+  (each node's keys and blocking features), `id_ledger.parquet` (every id ever issued and what
+  became of it) and `state.json` (run number, rules fingerprint, the run that wrote each
+  feature file), written last.
 An incremental run (the default when the rules, DuckDB and the libraries' levels are unchanged)
 computes the features of new and changed records only (the others keep theirs from
-`match_records.parquet/`), looks again only at the blocks of new, changed or deleted
-records and scores only the pairs a change made (dedup.blocking), and clusters all accepted pairs again; a cluster it left as it was (`_carry_clusters`)
-keeps its golden record, id and strongest links from the previous outputs, the others get new
-ones. Its result equals a full rebuild's (tests/test_dedup_ids.py).
+`match_records.parquet/`), looks again only at the blocks of new, changed or deleted records
+and scores only the pairs a change made (dedup.blocking), and clusters all accepted pairs
+again; a cluster it left as it was (`_carry_clusters`) keeps its golden record, id and
+strongest links from the previous outputs, the others get new ones. Its result equals a full
+rebuild's (tests/test_dedup_ids.py).
 """
 
 from __future__ import annotations
