@@ -289,6 +289,24 @@ def test_a_catalogue_brought_up_to_date_from_the_parents_equals_one_built_afresh
     assert read_manifest(publish(inputs, libraries).path)["catalogue"]["copies_in_a_row"] == 0
 
 
+def test_a_parent_catalogue_of_other_columns_has_its_tables_loaded_again(inputs, tmp_path):
+    libraries = _libraries(inputs)
+    first = publish(inputs, libraries)
+    parent = duckdb.connect(str(first.path / "catalogue.duckdb"))
+    parent.execute("alter table manifestations drop column place; delete from search_index")  # as an older version wrote it
+    parent.close()
+    _drop_records(inputs, "ZJ013", lambda key: zlib.crc32(key.encode()) % 3 != 0)
+    dedup(inputs, libraries)
+    second = publish(inputs, libraries)
+    assert read_manifest(second.path)["catalogue"]["copies_in_a_row"] == 1
+    fresh = tmp_path / "fresh"
+    for name in read_manifest(second.path)["files"]:
+        (fresh / name).parent.mkdir(parents=True, exist_ok=True)
+        os.link(second.path / name, fresh / name)
+    catalogue.build(fresh)
+    assert _catalogue_content(second.path / "catalogue.duckdb") == _catalogue_content(fresh / "catalogue.duckdb")
+
+
 def test_build_does_not_switch_current_until_promoted(inputs):
     libraries = _libraries(inputs)
     first = publish(inputs, libraries)

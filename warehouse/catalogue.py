@@ -98,7 +98,7 @@ def _bring_up_to_date(con: duckdb.DuckDBPyConnection, changed_files: list[str], 
         if table not in tables:
             continue
         if library_id is None:
-            (updated if table in KEYED_TABLES and name in changed_files else dropped).add(table)
+            (updated if name in changed_files and _same_columns(con, table, name) else dropped).add(table)
             continue
         deleted.setdefault(table, []).append(library_id)
         if name in changed_files:
@@ -106,6 +106,8 @@ def _bring_up_to_date(con: duckdb.DuckDBPyConnection, changed_files: list[str], 
     con.execute("begin")
     for table in dropped:
         con.execute(f"drop table {table}")
+    if "manifestations" in dropped:  # sql/040_search.sql indexes them again
+        con.execute("drop table if exists search_index")
     for table, libraries in deleted.items():
         con.execute(f"delete from {table} where library_id in (select unnest(?::varchar[]))", [libraries])
     for table, files in inserted.items():
@@ -127,6 +129,12 @@ def _bring_up_to_date(con: duckdb.DuckDBPyConnection, changed_files: list[str], 
 def _columns(con: duckdb.DuckDBPyConnection, table: str) -> str:
     return ", ".join(c for (c,) in con.execute(
         "select column_name from duckdb_columns() where schema_name = 'main' and table_name = ? order by column_index", [table]).fetchall())
+
+
+def _same_columns(con: duckdb.DuckDBPyConnection, table: str, file_name: str) -> bool:
+    """Whether `table` is keyed and its snapshot file has the columns it has (else it is loaded again)."""
+    file_columns = ", ".join(c for (c, *_) in con.execute(f"describe select * from read_parquet('{file_name}')").fetchall())
+    return table in KEYED_TABLES and file_columns == _columns(con, table)
 
 
 def _replace_changed_rows(con: duckdb.DuckDBPyConnection, table: str) -> None:
