@@ -162,9 +162,9 @@ def build_match_records(con: duckdb.DuckDBPyConnection, source: str = "dedup_inp
     """)
     if others:
         kept.append(f"select p.* from read_parquet({sql_strings(others)}) p semi join input_hashes using (record_key, input_hash)")
-    # A view, read where used: materialising every kept feature first cost 6 s at 11.27M records.
     con.execute(f"""
-        create or replace temp view kept_features as {" union all ".join(kept) or "select null::varchar as record_key where false"};
+        create or replace temp table kept_features as {" union all ".join(kept) or "select null::varchar as record_key where false"};
+        drop table input_hashes;
         create or replace temp table changed_input as
         select s.* from {source} s anti join kept_features using (record_key) where not list_contains({sql_strings(unchanged)}::varchar[], library_id);
     """)
@@ -186,7 +186,7 @@ def _number(con: duckdb.DuckDBPyConnection, rows: str, computed: int) -> int:
         create or replace temp table record_rids as
         select record_key, (row_number() over (order by record_key) - 1)::integer as rid from ({rows});
         create or replace temp table match_records as select r.rid, f.* from ({rows}) f join record_rids r using (record_key);
-        drop table record_rids; drop table computed_features; drop view if exists kept_features; drop table if exists input_hashes;
+        drop table record_rids; drop table computed_features; drop table if exists kept_features;
     """)
     return computed
 
