@@ -86,7 +86,7 @@ def scores(result) -> dict:
 def compare(con, truth: dict, out: Path) -> dict:
     """Ours and the baselines against `truth`, on the dedup run in `con` / `out`."""
     ours = dict(con.sql(f"select record_key, manifestation_id from read_parquet('{out / 'record_manifestation.parquet'}')").fetchall())
-    results = {name: scores(evaluate(truth, method(con))) for name, method in baselines.BASELINES.items()}
+    results = {name: scores(evaluate(truth, method(con, out))) for name, method in baselines.BASELINES.items()}
     results["ours"] = scores(evaluate(truth, ours))
     return results
 

@@ -1,4 +1,5 @@
-"""Simple matchers to measure ours against, over the same `match_records` / `dedup_input`:
+"""Simple matchers to measure ours against, over the features a dedup run wrote to its folder
+(`match_records.parquet/`) and its input `dedup_input`:
 
 - `isbn_only`: records sharing any valid ISBN-13 are one manifestation (connected components);
 - `title_year`: exact normalised title key + year;
@@ -6,29 +7,41 @@
   mod-reservoir implements it: title (70 chars), year, pagination (first four contiguous
   digits), edition (number, default 1), publisher (5 chars), part number, and the author as
   its first five ASCII letters or digits — the step that erases Han names, as the original does.
-Each returns record_key → cluster label.
+Each takes the connection and the run's folder, and returns record_key → cluster label.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import duckdb
 
 from dedup.clustering import components
+from dedup.features import sql_strings
 
 
-def isbn_only(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
-    keys = [k for (k,) in con.sql("select record_key from match_records order by rid").fetchall()]
-    edges = con.sql("""
-        with k as (select unnest(isbn) as isbn, rid from match_records)
+def _features(con: duckdb.DuckDBPyConnection, dedup_dir: Path) -> str:
+    """A view of the run's features, `rid` numbered 0… in record key order."""
+    files = sorted(str(f) for f in (Path(dedup_dir) / "match_records.parquet").glob("*.parquet"))
+    con.execute("create or replace temp view baseline_features as select (row_number() over (order by record_key) - 1)::integer as rid, * "
+                f"from read_parquet({sql_strings(files)})")
+    return "baseline_features"
+
+
+def isbn_only(con: duckdb.DuckDBPyConnection, dedup_dir: Path) -> dict[str, str]:
+    features = _features(con, dedup_dir)
+    keys = [k for (k,) in con.sql(f"select record_key from {features} order by rid").fetchall()]
+    edges = con.sql(f"""
+        with k as (select unnest(isbn) as isbn, rid from {features})
         select a.rid, b.rid from k a join k b on a.isbn = b.isbn and a.rid < b.rid
     """).fetchall()
     roots = components(len(keys), [a for a, _ in edges], [b for _, b in edges])
     return {key: keys[root] for key, root in zip(keys, roots)}
 
 
-def title_year(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
-    return dict(con.sql("""
-        select record_key, case when year is null then record_key else title_key || '|' || year end from match_records
+def title_year(con: duckdb.DuckDBPyConnection, dedup_dir: Path) -> dict[str, str]:
+    return dict(con.sql(f"""
+        select record_key, case when year is null then record_key else title_key || '|' || year end from {_features(con, dedup_dir)}
     """).fetchall())
 
 
@@ -43,9 +56,9 @@ GOLDRUSH_KEY = """
 """
 
 
-def goldrush(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+def goldrush(con: duckdb.DuckDBPyConnection, dedup_dir: Path) -> dict[str, str]:
     return dict(con.sql(f"""
-        select m.record_key, {GOLDRUSH_KEY} from match_records m join dedup_input s using (record_key)
+        select m.record_key, {GOLDRUSH_KEY} from {_features(con, dedup_dir)} m join dedup_input s using (record_key)
     """).fetchall())
 
 

@@ -103,6 +103,7 @@ def cluster(con: duckdb.DuckDBPyConnection) -> dict:
     stats = {"components_checked": con.sql("select count(distinct cluster) from node_clusters where rid in "
                                            "(select rid_a from suspect_pairs)").fetchall()[0][0],
              "components_split": 0}
+    con.execute("drop table suspect_pairs; drop table suspect_vetoes")
     if forbidden:
         bad = sorted({roots[a] for a, _ in forbidden})
         _register(con, "bad_components", pa.table({"cluster": pa.array(bad, pa.int32())}))
@@ -121,6 +122,7 @@ def cluster(con: duckdb.DuckDBPyConnection) -> dict:
                 roots[rid] = new_root
         stats["components_split"] = len(bad)
         _register(con, "node_clusters", pa.table({"rid": pa.array(range(n), pa.int32()), "cluster": pa.array(roots, pa.int32())}))
+        con.execute("drop table bad_components")
     return stats
 
 

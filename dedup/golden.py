@@ -81,6 +81,7 @@ def build_golden(con: duckdb.DuckDBPyConnection, levels: dict[str, str], carried
         select base.*, {', '.join(consensus_cols)}
         from base {' '.join(consensus_joins)}
     """)
+    con.execute("drop table ranked")
     if carried:
         con.execute(f"insert into golden by name select * from {carried}")
 

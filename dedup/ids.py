@@ -78,7 +78,7 @@ def carry_ids(con: duckdb.DuckDBPyConnection, name: str, *, groups: str, previou
         select old_id, null, {run}, id from {name}_merged
         union all
         select old_id, null, {run}, null from {name}_deleted;
-        drop view id_taken;
+        drop view id_taken; drop table id_overlap; drop table id_claims; drop table id_winners; drop table id_fresh;
     """)
 
 

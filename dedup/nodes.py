@@ -80,7 +80,8 @@ def record_clusters(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("""
         create or replace temp table clusters as
         select m.rid, (min(m.rid) over (partition by c.cluster))::integer as cluster
-        from node_members m join node_clusters c on c.rid = m.node
+        from node_members m join node_clusters c on c.rid = m.node;
+        drop table node_clusters;
     """)
 
 

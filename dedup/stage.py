@@ -154,21 +154,24 @@ def run(con: duckdb.DuckDBPyConnection, out: Path, levels: dict[str, str], *, fu
                                    unchanged_libraries=unchanged)
     records = con.sql("select count(*) from match_records").fetchall()[0][0]
     node_count = nodes.build_nodes(con)
+    feature_files = _write_features(con, out, run_number, {lib: run for lib, run in feature_files.items() if lib in unchanged})
+    _narrow_records(con)
     phases.done("features")
     matched = _match_incrementally(con, out) if incremental else _match_all(con)
     phases.done("matching")
     stats = {"nodes": node_count, **clustering.cluster(con)}
+    _write_node_cache(con, out, run_number)
     nodes.record_clusters(con)
     _previous_links(con, out)
     carried = _carry_clusters(con, out) if incremental else _carry_nothing(con)
     phases.done("clustering")
     golden.build_golden(con, levels, carried="carried_golden" if incremental else None)
+    con.execute("drop table if exists carried_golden")
     golden.build_works(con)
     phases.done("golden_records")
     _assign_ids(con, out, run_number)
     phases.done("ids")
     counts = _write_outputs(con, out, run_number)
-    feature_files = _write_features(con, out, run_number, {lib: run for lib, run in feature_files.items() if lib in unchanged})
     phases.done("outputs")
     atomic.write_json(out / "state.json", {
         "run": run_number, "rules": rules.fingerprint(), "duckdb": duckdb.__version__, "levels": levels, "staged": staged,
@@ -183,6 +186,20 @@ def run(con: duckdb.DuckDBPyConnection, out: Path, levels: dict[str, str], *, fu
         rematched_records=matched["rematched_records"], features_computed=computed, incremental=incremental, changes=counts["changes"],
         seconds=round(time.perf_counter() - started, 3), phases=phases.seconds,
     )
+
+
+def _narrow_records(con: duckdb.DuckDBPyConnection) -> None:
+    """Once the nodes hold the features (and the feature files are written), the record rows keep
+    what places a record: the wide rows held to the end of the run made DuckDB spill 11 GB to
+    disk at 11.27M records."""
+    con.execute("create or replace temp table match_records as select rid, record_key, library_id from match_records")
+
+
+def _write_node_cache(con: duckdb.DuckDBPyConnection, out: Path, run_number: int) -> None:
+    """Once clustered, the nodes are written for the next run and keep what the rest of this one
+    reads: their keys, first record and authors (works)."""
+    _write_cache(con, out, "match_nodes.parquet", f"select {', '.join(NODE_CACHE_COLUMNS)} from match_nodes", run_number)
+    con.execute("create or replace temp table match_nodes as select rid, node_key, first_rid, record_key, authors_key from match_nodes")
 
 
 # ---- matching: full or incremental -------------------------------------------------------------
@@ -275,6 +292,7 @@ def _match_incrementally(con: duckdb.DuckDBPyConnection, out: Path) -> dict:
     """)
     _accepted(con)
     rematched = con.sql("select coalesce(sum(n_records), 0) from changed_now").fetchall()[0][0]
+    con.execute("drop table changed_now; drop table changed_before; drop table affected_blocks")
     return {"rematched_records": int(rematched), "pairs_scored": scored}
 
 
@@ -329,17 +347,29 @@ def _write_features(con: duckdb.DuckDBPyConnection, out: Path, run_number: int, 
 
 
 def _previous_links(con: duckdb.DuckDBPyConnection, out: Path) -> None:
-    """`previous_links`: the previous run's `record_manifestation` rows (empty on a first run),
-    with the record's rid in this run (null for a record gone): the joins on it are on integers."""
+    """`previous_links`: the previous run's `record_manifestation` rows (empty on a first run) —
+    their ids, the record's rid in this run (null for a record gone: the joins on it are on
+    integers) and the row's number in the file — and `previous_link_details`, the rows' match
+    columns by that number, read from the file when a carried record's row is written (held
+    in memory, the evidence strings alone took 1.4 GB at 11.27M records)."""
     path = out / "record_manifestation.parquet"
     if path.exists():
         work_id = "p.work_id" if "work_id" in pq.read_schema(path).names else "null::varchar as work_id"
-        con.execute("create or replace temp table previous_links as select m.rid, p.record_key, p.manifestation_id, p.match_rule, "
-                    f"p.match_score, p.matched_with, p.match_evidence, {work_id} "
-                    f"from read_parquet('{path}') p left join match_records m using (record_key)")
+        con.execute(f"""
+            create or replace temp table previous_links as
+            select m.rid, p.file_row_number as row, p.record_key, p.manifestation_id, {work_id}
+            from read_parquet('{path}', file_row_number = true) p left join match_records m using (record_key);
+            create or replace temp view previous_link_details as
+            select file_row_number as row, match_rule, match_score, matched_with, match_evidence
+            from read_parquet('{path}', file_row_number = true)
+        """)
     else:
-        con.execute("create or replace temp table previous_links (rid integer, record_key varchar, manifestation_id varchar, match_rule varchar, "
-                    "match_score float, matched_with varchar, match_evidence varchar, work_id varchar)")
+        con.execute("""
+            create or replace temp table previous_links (rid integer, row bigint, record_key varchar, manifestation_id varchar, work_id varchar);
+            create or replace temp view previous_link_details as
+            select null::bigint as row, null::varchar as match_rule, null::float as match_score, null::varchar as matched_with,
+                   null::varchar as match_evidence where false
+        """)
 
 
 def _carry_nothing(con: duckdb.DuckDBPyConnection) -> int:
@@ -379,7 +409,7 @@ def _carry_clusters(con: duckdb.DuckDBPyConnection, out: Path) -> int:
         create or replace temp table carried_golden as
         select c.cluster, c.first_record_key, pm.* exclude (manifestation_id, work_id)
         from carried_clusters c join read_parquet('{out / 'manifestations.parquet'}') pm using (manifestation_id);
-        drop table touched_clusters;
+        drop table touched_clusters; drop table relinked_nodes; drop table dirty_keys; drop table recomputed_records;
     """)
     return con.sql("select count(*) from carried_clusters").fetchall()[0][0]
 
@@ -415,6 +445,8 @@ def _assign_ids(con: duckdb.DuckDBPyConnection, out: Path, run_number: int) -> N
     con.execute("insert into manifestation_ids select first_record_key, manifestation_id from carried_clusters")
     ids.carry_ids(con, "work", groups="work_groups", previous="previous_work", ledger="ledger_work",
                   prefix="W", run=run_number)
+    con.execute("drop table manifestation_groups; drop table work_groups; drop table previous_work; "
+                "drop table ledger_manifestation; drop table ledger_work")
 
 
 # ---- outputs -----------------------------------------------------------------------------------
@@ -515,7 +547,7 @@ def _write_outputs(con: duckdb.DuckDBPyConnection, out: Path, run_number: int) -
         from best b
         join record_links p on p.rid_a = least(b.rid, b.other) and p.rid_b = greatest(b.rid, b.other)
         join match_records m on m.rid = b.other;
-        drop table open_records;
+        drop table open_records; drop table record_links;
     """)
     counts: dict = {}
     # local_id is the record key's tail (`<library_id>:<local_id>`, transforms.bibliographic) and
@@ -529,9 +561,10 @@ def _write_outputs(con: duckdb.DuckDBPyConnection, out: Path, run_number: int) -
         from match_records m
         join clusters c using (rid) join cluster_ids ci using (cluster)
         left join strongest_link l using (rid)
-        left join previous_links p on p.rid = m.rid
+        left join previous_links pl on pl.rid = m.rid left join previous_link_details p on p.row = pl.row
         order by m.rid
     """)
+    con.execute("drop table strongest_link")
     # kept manifestations of clusters not carried: their rows are compared with the previous run's
     con.execute("""create or replace temp table kept_open as select manifestation_id from cluster_ids
                    where not carried and manifestation_id in (select old_id from previous_manifestation)""")
@@ -549,7 +582,8 @@ def _write_outputs(con: duckdb.DuckDBPyConnection, out: Path, run_number: int) -
             -- a carried manifestation keeps its row but for its work id
             select ci.manifestation_id from cluster_ids ci join carried_clusters cc using (cluster)
             join previous_links p on p.record_key = cc.first_record_key where ci.work_id is distinct from p.work_id
-        ) where id not in (select manifestation_id from manifestation_changes where change = 'updated')
+        ) where id not in (select manifestation_id from manifestation_changes where change = 'updated');
+        drop table previous_links; drop view previous_link_details; drop table kept_open; drop table previous_signatures; drop table new_signatures;
     """)
     counts["works"] = _write_published(con, out, "works", """
         select ci.work_id, arg_min(g.title, (-g.n_records, ci.manifestation_id)) as title,
@@ -568,7 +602,6 @@ def _write_outputs(con: duckdb.DuckDBPyConnection, out: Path, run_number: int) -
                p.veto, p.accepted
         from match_pairs p join match_nodes x on x.rid = p.rid_a join match_nodes y on y.rid = p.rid_b
     """, schema.MATCH_EVIDENCE, run_number)
-    _write_cache(con, out, "match_nodes.parquet", f"select {', '.join(NODE_CACHE_COLUMNS)} from match_nodes", run_number)
     _write_ledger(con, out, run_number)
     return counts
 

@@ -18,7 +18,7 @@ def dedup(labelled: datasets.Labelled, out):
     run(con, out, labelled.levels)
     links = con.sql(f"select record_key, manifestation_id, work_id from read_parquet('{out / 'record_manifestation.parquet'}')").fetchall()
     features = record_features(out, con)
-    return con, {k: m for k, m, _ in links}, {k: w for k, _, w in links}, features
+    return (con, out), {k: m for k, m, _ in links}, {k: w for k, _, w in links}, features
 
 
 @pytest.fixture(scope="module")
@@ -46,11 +46,11 @@ def test_works_group_editions_volumes_and_translations(province):
 
 
 def test_we_beat_the_baselines_on_the_province(province):
-    labelled, con, manifestation, _, _ = province
+    labelled, (con, out), manifestation, _, _ = province
     generated = {k: label for k, label in labelled.truth.items() if not label.startswith("M-")}
     ours = evaluate(generated, manifestation).pairwise.f1
     for name, baseline in baselines.BASELINES.items():
-        assert evaluate(generated, baseline(con)).pairwise.f1 < ours, name
+        assert evaluate(generated, baseline(con, out)).pairwise.f1 < ours, name
 
 
 def test_dblp_acm(shared_data, tmp_path):
