@@ -31,18 +31,19 @@ from dedup.scoring import score_pairs
 
 def build_nodes(con: duckdb.DuckDBPyConnection) -> int:
     """`match_nodes`, `node_members(rid, node)` and `twin_scores` (the twins' own pair of each
-    node of several records) from `match_records`. Returns the number of nodes."""
+    node of several records) from `match_records` and `record_features`. Returns the number of
+    nodes."""
     con.execute("""
         create or replace temp table twin_occurrence as
         select rid, library_id, twin_key,
-               case when len(isbn) > 0 then 1
-                    else row_number() over (partition by twin_key, library_id order by rid) end as k
+               case when has_isbn then 1 else row_number() over (partition by twin_key, library_id order by rid) end as k
         from match_records;
         create or replace temp table twin_groups as
         select twin_key, k, min(rid) as first_rid, count(*) as n from twin_occurrence group by twin_key, k;
         create or replace temp table twin_pairs as select first_rid as rid_a, first_rid as rid_b from twin_groups where n > 1;
         create or replace temp table twin_records as
-        select *, [library_id] as libraries from match_records where rid in (select rid_a from twin_pairs);
+        select r.rid, f.*, [f.library_id] as libraries
+        from record_features f join match_records r using (record_key) where r.rid in (select rid_a from twin_pairs);
     """)
     score_pairs(con, "twin_pairs", "twin_scores", table="twin_records")
     # Nodes are grouped and ordered by their first record's rid (rids follow record keys), and
@@ -65,8 +66,8 @@ def build_nodes(con: duckdb.DuckDBPyConnection) -> int:
         create or replace temp table match_nodes as
         select g.rid, if(g.together, g.twin_key::varchar || '.' || g.k, m.record_key) as node_key,
                g.first_rid, g.n_records, g.libraries, hash(m.twin_key, g.libraries) as fingerprint,
-               m.* exclude (rid, fingerprint, library_id)
-        from node_groups g join match_records m on m.rid = g.first_rid;
+               m.* exclude (fingerprint, library_id)
+        from node_groups g join match_records r on r.rid = g.first_rid join record_features m using (record_key);
         create or replace temp table node_members as
         select r.rid, g.rid as node from record_nodes r join node_groups g using (first_rid);
         drop table node_groups; drop table twin_occurrence; drop table twin_groups; drop table twin_pairs; drop table record_nodes;

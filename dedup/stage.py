@@ -38,7 +38,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dedup import blocking, clustering, golden, ids, nodes, rules
-from dedup.features import INPUT_COLUMNS, build_match_records, sql_strings
+from dedup.features import INPUT_COLUMNS, build_match_records, drop_record_features, sql_strings
 from dedup.scoring import evidence_sql, rule_sql, score_pairs
 from unioncat import atomic, schema
 from unioncat.registry import Library
@@ -155,7 +155,7 @@ def run(con: duckdb.DuckDBPyConnection, out: Path, levels: dict[str, str], *, fu
     records = con.sql("select count(*) from match_records").fetchall()[0][0]
     node_count = nodes.build_nodes(con)
     feature_files = _write_features(con, out, run_number, {lib: run for lib, run in feature_files.items() if lib in unchanged})
-    _narrow_records(con)
+    drop_record_features(con)
     phases.done("features")
     matched = _match_incrementally(con, out) if incremental else _match_all(con)
     phases.done("matching")
@@ -186,13 +186,6 @@ def run(con: duckdb.DuckDBPyConnection, out: Path, levels: dict[str, str], *, fu
         rematched_records=matched["rematched_records"], features_computed=computed, incremental=incremental, changes=counts["changes"],
         seconds=round(time.perf_counter() - started, 3), phases=phases.seconds,
     )
-
-
-def _narrow_records(con: duckdb.DuckDBPyConnection) -> None:
-    """Once the nodes hold the features (and the feature files are written), the record rows keep
-    what places a record: the wide rows held to the end of the run made DuckDB spill 11 GB to
-    disk at 11.27M records."""
-    con.execute("create or replace temp table match_records as select rid, record_key, library_id from match_records")
 
 
 def _write_node_cache(con: duckdb.DuckDBPyConnection, out: Path, run_number: int) -> None:
@@ -328,7 +321,7 @@ def _write_features(con: duckdb.DuckDBPyConnection, out: Path, run_number: int, 
     folder.mkdir(exist_ok=True)
     temp = out / ".match_records.tmp"
     shutil.rmtree(temp, ignore_errors=True)
-    con.execute(f"copy (select * exclude (rid) from match_records where not list_contains({sql_strings(kept)}::varchar[], library_id)) to '{temp}' "
+    con.execute(f"copy (select * from record_features where not list_contains({sql_strings(kept)}::varchar[], library_id)) to '{temp}' "
                 f"({_cache_options(run_number)}, partition_by (library_id), write_partition_columns true)")
     written = {}
     for part in temp.glob("library_id=*"):
