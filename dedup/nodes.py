@@ -34,10 +34,12 @@ def build_nodes(con: duckdb.DuckDBPyConnection) -> int:
     node of several records) from `match_records` and `record_features`. Returns the number of
     nodes."""
     con.execute("""
+        -- numbered over the records without an ISBN only: a window over all of them sorts them all
         create or replace temp table twin_occurrence as
-        select rid, library_id, twin_key,
-               case when has_isbn then 1 else row_number() over (partition by twin_key, library_id order by rid) end as k
-        from match_records;
+        select rid, library_id, twin_key, 1::bigint as k from match_records where has_isbn
+        union all
+        select rid, library_id, twin_key, row_number() over (partition by twin_key, library_id order by rid) as k
+        from match_records where not has_isbn;
         create or replace temp table twin_groups as
         select twin_key, k, min(rid) as first_rid, count(*) as n from twin_occurrence group by twin_key, k;
         create or replace temp table twin_pairs as select first_rid as rid_a, first_rid as rid_b from twin_groups where n > 1;
