@@ -28,8 +28,9 @@ def new_id(prefix: str, group: str, salt: int = 0) -> str:
 
 def carry_ids(con: duckdb.DuckDBPyConnection, name: str, *, groups: str, previous: str, ledger: str, prefix: str,
               run: int) -> None:
-    """Ids for the groups of `groups(item, grp)` (grp = smallest item of the group), carried from
-    `previous(item, old_id)` with ages from `ledger(id, first_run, retired_run)`. Creates
+    """Ids for the groups of `groups(item, grp)` (grp names the group: its smallest record key),
+    carried from `previous(item, old_id)` (a null item, e.g. a record gone, is in no group) with
+    ages from `ledger(id, first_run, retired_run)`. Creates
     `{name}_ids(grp, id)`, `{name}_changes(change, manifestation_id, old_manifestation_id)` and
     `{name}_ledger_updates(id, first_run, retired_run, successor)`."""
     con.execute(f"""

@@ -417,19 +417,20 @@ def _assign_ids(con: duckdb.DuckDBPyConnection, out: Path, run_number: int) -> N
     else:
         con.execute("create or replace temp table id_ledger (entity varchar, id varchar, first_run integer, "
                     "retired_run integer, successor varchar)")
+    # A group's items are its records by rid (a record gone has none): integer joins.
     con.execute("""
         -- carried clusters keep their ids: only the others' are carried here
         create or replace temp table manifestation_groups as
-        select m.record_key as item, g.first_record_key as grp
-        from clusters c join match_records m using (rid) join golden g using (cluster)
+        select c.rid as item, g.first_record_key as grp
+        from clusters c join golden g using (cluster)
         where c.cluster not in (select cluster from carried_clusters);
         create or replace temp table work_groups as
-        select m.record_key as item, w.grp from clusters c join match_records m using (rid) join cluster_work w using (cluster);
+        select c.rid as item, w.grp from clusters c join cluster_work w using (cluster);
         create or replace temp table previous_manifestation as
-            select record_key as item, manifestation_id as old_id from previous_links
+            select rid as item, manifestation_id as old_id from previous_links
             where manifestation_id is not null and manifestation_id not in (select manifestation_id from carried_clusters);
         create or replace temp table previous_work as
-            select record_key as item, work_id as old_id from previous_links where work_id is not null;
+            select rid as item, work_id as old_id from previous_links where work_id is not null;
         create or replace temp table ledger_manifestation as select * from id_ledger where entity = 'manifestation';
         create or replace temp table ledger_work as select * from id_ledger where entity = 'work';
     """)
