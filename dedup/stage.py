@@ -390,14 +390,16 @@ def _carry_clusters(con: duckdb.DuckDBPyConnection, out: Path) -> int:
         select c.cluster from match_records m semi join recomputed_records using (record_key) join clusters c using (rid);
         create or replace temp table carried_clusters as
         with unchanged as (
-            select c.cluster, min(m.record_key) as first_record_key, min(p.manifestation_id) as manifestation_id, count(*) as n
+            select c.cluster, min(p.manifestation_id) as manifestation_id, count(*) as n
             from clusters c anti join touched_clusters using (cluster)
-            join match_records m using (rid) left join previous_links p using (rid)
+            left join previous_links p using (rid)
             group by c.cluster
             having count(p.manifestation_id) = count(*) and min(p.manifestation_id) = max(p.manifestation_id)
         )
-        select u.cluster, u.first_record_key, u.manifestation_id
-        from unchanged u join read_parquet('{out / 'manifestations.parquet'}') pm using (manifestation_id)
+        -- a cluster is named by its smallest rid, and rids follow record keys: that is its first record
+        select u.cluster, m.record_key as first_record_key, u.manifestation_id
+        from unchanged u join match_records m on m.rid = u.cluster
+        join read_parquet('{out / 'manifestations.parquet'}') pm using (manifestation_id)
         where pm.n_records = u.n;
         create or replace temp table carried_golden as
         select c.cluster, c.first_record_key, pm.* exclude (manifestation_id, work_id)
