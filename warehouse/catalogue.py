@@ -133,8 +133,10 @@ def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
 
 def _same_columns(con: duckdb.DuckDBPyConnection, table: str, file_name: str) -> bool:
     """Whether `table` is keyed and its snapshot file has the columns it has (else it is loaded again)."""
+    if table not in KEYED_TABLES:
+        return False
     file_columns = [c for (c, *_) in con.execute(f"describe select * from read_parquet('{file_name}')").fetchall()]
-    return table in KEYED_TABLES and file_columns == _columns(con, table)
+    return file_columns == _columns(con, table)
 
 
 def _replace_changed_rows(con: duckdb.DuckDBPyConnection, table: str) -> None:
