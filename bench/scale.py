@@ -6,7 +6,7 @@
 1. Generate (unioncat.scale; cached by N and seed in --cache, default the system temp folder's
    unioncat-bench/scale, outside the repo): ~100 libraries' ISO 2709 drops, truth.csv, sources.toml.
 2. Full rebuild in a fresh data dir, each stage in a child process of its own, as
-   `unioncat.pipeline.run_all` runs them: harvest (file drops, one library after the other) →
+   `unioncat.pipeline.run_all` runs them: harvest (file drops, one process per core) →
    transform (one process per core) → dedup → publish.
 3. Incremental: 1% of the records changed (unioncat.scale.apply_changes: a subset of libraries
    rewrites its files with records modified and deleted, and drops a file of new books; their
@@ -66,8 +66,10 @@ def run_stage(name: str, sources: Path, data: Path, full: bool) -> dict:
     settings = Settings.resolve(sources, data)
     libraries = list(pipeline.registry(settings).enabled())
     run_id = pipeline.new_run_id()
-    if name == "harvest":
-        results = [pipeline.harvest_library(settings, lib, run_id, full=full) for lib in libraries]
+    if name == "harvest":  # as run_all: one process per core
+        with ProcessPoolExecutor(max_workers=min(os.cpu_count() or 1, len(libraries))) as pool:
+            results = list(pool.map(functools.partial(pipeline.harvest_library, full=full), [settings] * len(libraries),
+                                    libraries, [run_id] * len(libraries)))
         return {"pages": sum(r.pages for r in results), "bytes": sum(r.bytes for r in results),
                 "unchanged": sum(r.unchanged for r in results)}
     if name == "transform":  # as run_all: libraries transform independently, one process per core

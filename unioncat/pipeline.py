@@ -120,16 +120,17 @@ def run_all(settings: Settings, *, full: bool = False, run_id: str | None = None
     """harvest → transform → dedup → publish for every enabled library."""
     libraries = list(registry(settings).enabled())
     summary = RunSummary(run_id or new_run_id())
-    for n, library in enumerate(libraries, 1):
-        try:
-            result = harvest_library(settings, library, summary.run_id, full=full)
-            summary.harvested.append(library.id)
-            progress(f"[harvest {n}/{len(libraries)}] {result.summary()}")
-        except HarvestError as error:
-            summary.failed[library.id] = str(error)
-            progress(f"[harvest {n}/{len(libraries)}] FAILED {error}")
-    # Libraries transform independently: one process per core.
+    # Libraries harvest and transform independently: one process per core (at most
+    # UNIONCAT_HOST_SLOTS of them talk to one server at once, unioncat.host_limits).
     with process_pool(min(os.cpu_count() or 1, len(libraries))) as pool:
+        harvests = {pool.submit(harvest_library, settings, library, summary.run_id, full=full): library for library in libraries}
+        for n, future in enumerate(as_completed(harvests), 1):
+            try:
+                progress(f"[harvest {n}/{len(libraries)}] {future.result().summary()}")
+            except HarvestError as error:
+                summary.failed[harvests[future].id] = str(error)
+                progress(f"[harvest {n}/{len(libraries)}] FAILED {error}")
+        summary.harvested = [library.id for library in libraries if library.id not in summary.failed]
         futures = [pool.submit(transform, settings, library, full=full) for library in libraries]
         for n, future in enumerate(as_completed(futures), 1):
             result = future.result()
