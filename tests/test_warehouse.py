@@ -194,10 +194,22 @@ def _change_set(path: Path) -> set[tuple]:
     return {tuple(r.values()) for r in pq.read_table(path).to_pylist()}
 
 
-def _drop_records(settings, library_id: str, keep) -> None:
+def _restage(settings, library_id: str, edit) -> None:
     staged = settings.staging_dir(library_id) / "records.parquet"
-    table = pq.read_table(staged)
-    pq.write_table(table.filter(pa.array([keep(k) for k in table.column("record_key").to_pylist()])), staged)
+    pq.write_table(edit(pq.read_table(staged)), staged)
+
+
+def _drop_records(settings, library_id: str, keep) -> None:
+    _restage(settings, library_id, lambda table: table.filter(pa.array([keep(k) for k in table.column("record_key").to_pylist()])))
+
+
+def _reharvested(table: pa.Table) -> pa.Table:
+    """As a library's file drop harvested again: every record delivered by a new run, one retitled."""
+    titles = table.column("title").to_pylist()
+    titles[0] = f"{titles[0]} (revised)"
+    table = table.set_column(table.schema.get_field_index("title"), table.schema.field("title"), pa.array(titles, pa.string()))
+    return table.set_column(table.schema.get_field_index("run_id"), table.schema.field("run_id"),
+                            pa.array(["20991231T000000Z"] * table.num_rows, pa.string()))
 
 
 def test_changes_are_against_the_parent_snapshot_not_the_last_dedup_run(inputs):
@@ -271,6 +283,7 @@ def test_a_catalogue_brought_up_to_date_from_the_parents_equals_one_built_afresh
     first = publish(inputs, libraries)
     assert read_manifest(first.path)["catalogue"]["copies_in_a_row"] == 0  # no parent: built afresh
     _drop_records(inputs, "ZJ013", lambda key: zlib.crc32(key.encode()) % 3 != 0)
+    _restage(inputs, "ZJ026", _reharvested)
     dedup(inputs, libraries)
     second = publish(inputs, libraries)
     manifest = read_manifest(second.path)

@@ -4,8 +4,11 @@ and lookups of `sql/*.sql` (run in name order).
 Built afresh, every table loaded from the snapshot's Parquet files; or, when the parent
 snapshot's catalogue was built by the same SQL and DuckDB, as a copy of the parent's brought
 up to date. At 11M records a fresh build loads every record again; a copy changes only:
-- the rows of a base table whose snapshot file was rewritten: a changed library's records,
-  holdings and quarantine are deleted and inserted again; a table of keyed rows written whole
+- the rows of a base table whose snapshot file was rewritten: a changed library's holdings and
+  quarantine are deleted and inserted again, and its records compared by key: only those new,
+  changed or gone are inserted or deleted, and those changed only in the run that delivered
+  them get the new run id (a re-harvested file drop delivers every record anew, most of them
+  as they were); a table of keyed rows written whole
   (`KEYED_TABLES`: dedup's, the holdings distribution) loses the rows the file no longer has
   and gains the rows it has anew, compared whole (most rows of a run are the previous run's);
 - the `search_index` terms of the manifestations whose row changed;
@@ -35,6 +38,8 @@ FRESH_EVERY = 8
 # Tables written whole by each snapshot, with the columns that identify a row.
 KEYED_TABLES = {"record_manifestation": ("record_key",), "manifestations": ("manifestation_id",), "works": ("work_id",),
                 "holdings_distribution": ("manifestation_id", "library_id")}
+# Per-library tables whose rows have a key, and the column that says which run delivered a row.
+KEYED_LIBRARY_TABLES = {"records": ("record_key", "run_id")}
 
 
 def sql_fingerprint() -> str:
@@ -109,7 +114,10 @@ def _bring_up_to_date(con: duckdb.DuckDBPyConnection, changed_files: list[str], 
     if "manifestations" in dropped:  # sql/040_search.sql indexes them again
         con.execute("drop table if exists search_index")
     for table, libraries in deleted.items():
-        con.execute(f"delete from {table} where library_id in (select unnest(?::varchar[]))", [libraries])
+        if table in KEYED_LIBRARY_TABLES:
+            _replace_changed_library_rows(con, table, libraries, inserted.pop(table, []))
+        else:
+            con.execute(f"delete from {table} where library_id in (select unnest(?::varchar[]))", [libraries])
     for table, files in inserted.items():
         con.execute(f"insert into {table} by name select {', '.join(_columns(con, table))} from read_parquet(?::varchar[])", [files])
     for table in updated:
@@ -157,4 +165,30 @@ def _replace_changed_rows(con: duckdb.DuckDBPyConnection, table: str) -> None:
         union all select {keys} from {table}_fresh;
         delete from {table} where ({keys}) in (select ({keys}) from {table}_gone);
         insert into {table} by name select * from {table}_fresh;
+    """)
+
+
+def _replace_changed_library_rows(con: duckdb.DuckDBPyConnection, table: str, libraries: list[str], files: list[str]) -> None:
+    """The rows of `libraries` in `table` made those of `files` (their snapshot files, none for a
+    library gone): rows new or changed but for the run column are inserted, rows gone or changed
+    deleted, and the others only take the new run. (At 11.27M records, 20 libraries holding 1.7M
+    records re-harvested with 112,700 changed: 8.1 s, against 11.4 s to delete and insert them
+    all, timed alone.)"""
+    key, run = KEYED_LIBRARY_TABLES[table]
+    columns = _columns(con, table)
+    same = " and ".join(f"n.{c} is not distinct from o.{c}" for c in columns if c not in (key, run))
+    source = "read_parquet(?::varchar[])" if files else f"{table} where false"
+    con.execute(f"create temp table {table}_new as select {', '.join(columns)} from {source}", [files] if files else [])
+    con.execute(f"""
+        create temp table {table}_fresh as
+        select n.* from {table}_new n
+        left join (select * from {table} where library_id in (select unnest(?::varchar[]))) o using ({key})
+        where o.{key} is null or not ({same})
+    """, [libraries])
+    con.execute(f"delete from {table} where library_id in (select unnest(?::varchar[])) and "
+                f"({key} not in (select {key} from {table}_new) or {key} in (select {key} from {table}_fresh))", [libraries])
+    con.execute(f"""
+        update {table} t set {run} = n.{run} from {table}_new n where t.{key} = n.{key} and t.{run} is distinct from n.{run};
+        insert into {table} by name select * from {table}_fresh;
+        drop table {table}_new; drop table {table}_fresh;
     """)
