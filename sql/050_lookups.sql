@@ -11,16 +11,19 @@ CREATE OR REPLACE MACRO isbn13(raw) AS CASE length(isbn_digits(raw))
     WHEN 10 THEN '978' || left(isbn_digits(raw), 9) || isbn13_check_digit('978' || left(isbn_digits(raw), 9))
 END;
 
-CREATE OR REPLACE TABLE isbn_index AS
+-- Kept by a catalogue copied from the parent snapshot's, brought up to date from the records
+-- that changed or moved (warehouse.catalogue).
+CREATE TABLE IF NOT EXISTS isbn_index AS
 WITH pairs AS (
     SELECT DISTINCT unnest(r.isbn) AS isbn13, rm.manifestation_id
     FROM records r
     JOIN record_manifestation rm USING (record_key)
 )
 SELECT isbn13 AS isbn, manifestation_id FROM pairs ORDER BY isbn, manifestation_id;
-COMMENT ON TABLE isbn_index IS 'Every valid ISBN-13 of the records of each manifestation (a manifestation''s golden isbn is one of them); sorted by isbn.';
+COMMENT ON TABLE isbn_index IS 'Every valid ISBN-13 of the records of each manifestation (a manifestation''s golden isbn is one of them); sorted by isbn when built afresh.';
 
--- Sorted by isbn, the index answers from one row group; most held first.
+-- Sorted by isbn (but for the rows a copy added since it was built afresh), the index answers
+-- from a few row groups; most held first.
 CREATE OR REPLACE MACRO find_isbn(typed) AS TABLE
 SELECT m.*
 FROM manifestations m

@@ -84,7 +84,7 @@ def test_catalogue_has_every_table_view_and_macro_with_comments(demo):
     objects = dict(con.execute("select table_name, comment from duckdb_tables() union all "
                                "select view_name, comment from duckdb_views() where not internal").fetchall())
     for name in ("libraries", "records", "holdings", "manifestations", "works", "record_manifestation", "holdings_distribution",
-                 "changes", "quarantine", "library_stats", "library_overlap", "city_coverage", "class_coverage", "search_index", "isbn_index"):
+                 "changes", "quarantine", "library_stats", "library_pairs", "library_overlap", "city_coverage", "class_coverage", "search_index", "isbn_index"):
         assert objects.get(name), f"{name} missing or without a comment"
     macros = dict(con.execute("select function_name, comment from duckdb_functions() where function_type like '%macro%'").fetchall())
     for name in ("search", "find_isbn", "holders"):
@@ -204,10 +204,13 @@ def _drop_records(settings, library_id: str, keep) -> None:
 
 
 def _reharvested(table: pa.Table) -> pa.Table:
-    """As a library's file drop harvested again: every record delivered by a new run, one retitled."""
-    titles = table.column("title").to_pylist()
-    titles[0] = f"{titles[0]} (revised)"
-    table = table.set_column(table.schema.get_field_index("title"), table.schema.field("title"), pa.array(titles, pa.string()))
+    """As a library's file drop harvested again: every record delivered by a new run, one retitled,
+    one given another ISBN."""
+    titles, isbns = table.column("title").to_pylist(), table.column("isbn").to_pylist()
+    titles[0], isbns[1] = f"{titles[0]} (revised)", ["9787000000001"]
+    for name, values in (("title", titles), ("isbn", isbns)):
+        field = table.schema.field(name)
+        table = table.set_column(table.schema.get_field_index(name), field, pa.array(values, field.type))
     return table.set_column(table.schema.get_field_index("run_id"), table.schema.field("run_id"),
                             pa.array(["20991231T000000Z"] * table.num_rows, pa.string()))
 

@@ -11,10 +11,12 @@ up to date. At 11M records a fresh build loads every record again; a copy change
   as they were); a table of keyed rows written whole
   (`KEYED_TABLES`: dedup's, the holdings distribution) loses the rows the file no longer has
   and gains the rows it has anew, compared whole (most rows of a run are the previous run's);
-- the `search_index` terms of the manifestations whose row changed;
-then the scripts run as in a fresh build: they create the base tables and the search index
-only when absent, and replace every derived table and macro. The result holds the same rows
-as a fresh build; only the order of rows inside a table may differ.
+- the derived tables a copy keeps (`KEPT_DERIVED`): the `search_index` terms of the
+  manifestations whose row changed, the `isbn_index` rows of the manifestations whose records
+  changed or moved, the `library_pairs` counts of the manifestations whose holders changed;
+then the scripts run as in a fresh build: they create the base tables and the kept derived
+tables only when absent, and replace every other derived table and macro. The result holds the
+same rows as a fresh build; only the order of rows inside a table may differ.
 
 Deleted rows leave gaps in a DuckDB file, so after `FRESH_EVERY` copies in a row the next
 catalogue is built afresh.
@@ -40,6 +42,10 @@ KEYED_TABLES = {"record_manifestation": ("record_key",), "manifestations": ("man
                 "holdings_distribution": ("manifestation_id", "library_id")}
 # Per-library tables whose rows have a key, and the column that says which run delivered a row.
 KEYED_LIBRARY_TABLES = {"records": ("record_key", "run_id")}
+# Derived tables a copy keeps and brings up to date (the scripts create them only when absent),
+# with the base tables they are made of: built again when one of those is reloaded whole.
+KEPT_DERIVED = {"search_index": ("manifestations",), "isbn_index": ("records", "record_manifestation"),
+                "library_pairs": ("holdings_distribution",)}
 
 
 def sql_fingerprint() -> str:
@@ -108,22 +114,31 @@ def _bring_up_to_date(con: duckdb.DuckDBPyConnection, changed_files: list[str], 
         deleted.setdefault(table, []).append(library_id)
         if name in changed_files:
             inserted.setdefault(table, []).append(name)
+    # the scripts build a kept derived table again when one of its base tables is reloaded
+    kept = {table for table, sources in KEPT_DERIVED.items() if table in tables and not dropped & set(sources)}
     con.execute("begin")
-    for table in dropped:
+    for table in dropped | (KEPT_DERIVED.keys() & tables) - kept:
         con.execute(f"drop table {table}")
-    if "manifestations" in dropped:  # sql/040_search.sql indexes them again
-        con.execute("drop table if exists search_index")
+    con.execute("create temp table touched_records (record_key varchar)")
     for table, libraries in deleted.items():
         if table in KEYED_LIBRARY_TABLES:
             _replace_changed_library_rows(con, table, libraries, inserted.pop(table, []))
+            con.execute(f"insert into touched_records select {KEYED_LIBRARY_TABLES[table][0]} from {table}_gone")
         else:
             con.execute(f"delete from {table} where library_id in (select unnest(?::varchar[]))", [libraries])
     for table, files in inserted.items():
         con.execute(f"insert into {table} by name select {', '.join(_columns(con, table))} from read_parquet(?::varchar[])", [files])
     for table in updated:
-        _replace_changed_rows(con, table)
+        _find_changed_rows(con, table)
+    if "record_manifestation" in updated:
+        con.execute("insert into touched_records select record_key from record_manifestation_gone")
+    _touched_manifestations(con, kept, updated, before=True)
+    for table in updated:
+        _apply_changed_rows(con, table)
+    _touched_manifestations(con, kept, updated, before=False)
     con.execute((SQL_DIR / BASE_TABLES).read_text(encoding="utf-8"))
-    if "manifestations" in updated:
+    _update_kept_derived(con, kept)
+    if "search_index" in kept and "manifestations" in updated:
         con.execute("""
             delete from search_index where manifestation_id in (select manifestation_id from manifestations_gone);
             insert into search_index
@@ -132,6 +147,53 @@ def _bring_up_to_date(con: duckdb.DuckDBPyConnection, changed_files: list[str], 
             order by term, manifestation_id;
         """)
     con.execute("commit")
+
+
+def _touched_manifestations(con: duckdb.DuckDBPyConnection, kept: set[str], updated: set[str], *, before: bool) -> None:
+    """Called before the changed rows of the keyed tables are replaced and after (a record that
+    moved touches both its manifestations): `isbn_touched` gains the manifestations the
+    touched records belong to, and `pair_changes` the library pairs made by the manifestations
+    whose holders changed, taken back before and counted after."""
+    con.execute("""
+        create temp table if not exists isbn_touched (manifestation_id varchar);
+        create temp table if not exists pair_changes (library_a varchar, library_b varchar, shared bigint);
+    """)
+    if "isbn_index" in kept:
+        con.execute("insert into isbn_touched select manifestation_id from record_manifestation semi join touched_records using (record_key)")
+    if "library_pairs" in kept and "holdings_distribution" in updated:
+        con.execute(f"""
+            insert into pair_changes
+            with holders as (
+                select manifestation_id, library_id from holdings_distribution
+                where manifestation_id in (select manifestation_id from holdings_distribution_gone
+                                           union select manifestation_id from holdings_distribution_fresh)
+            )
+            select a.library_id, b.library_id, {-1 if before else 1} * count(*)
+            from holders a join holders b on a.manifestation_id = b.manifestation_id and a.library_id <> b.library_id
+            group by all
+        """)
+
+
+def _update_kept_derived(con: duckdb.DuckDBPyConnection, kept: set[str]) -> None:
+    """Bring the derived tables a copy keeps (`KEPT_DERIVED`) up to date with the rows replaced."""
+    if "isbn_index" in kept:
+        con.execute("""
+            delete from isbn_index where manifestation_id in (select manifestation_id from isbn_touched);
+            insert into isbn_index
+            select distinct unnest(r.isbn) as isbn, rm.manifestation_id
+            from records r join record_manifestation rm using (record_key)
+            where rm.manifestation_id in (select manifestation_id from isbn_touched)
+            order by isbn, manifestation_id;
+        """)
+    if "library_pairs" in kept:
+        con.execute("""
+            create temp table pair_totals as
+            select library_a, library_b, sum(shared) as shared from pair_changes group by all having sum(shared) <> 0;
+            update library_pairs p set shared = p.shared + t.shared from pair_totals t
+            where p.library_a = t.library_a and p.library_b = t.library_b;
+            insert into library_pairs select t.* from pair_totals t anti join library_pairs using (library_a, library_b);
+            delete from library_pairs where shared = 0;
+        """)
 
 
 def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
@@ -147,12 +209,12 @@ def _same_columns(con: duckdb.DuckDBPyConnection, table: str, file_name: str) ->
     return file_columns == _columns(con, table)
 
 
-def _replace_changed_rows(con: duckdb.DuckDBPyConnection, table: str) -> None:
+def _find_changed_rows(con: duckdb.DuckDBPyConnection, table: str) -> None:
     """`{table}_fresh`: the rows of the table's snapshot file that the table lacks or holds
-    otherwise, and `{table}_gone`: the keys of the rows the file no longer has as they are; the
-    first are inserted, the second deleted. (At 11.27M records, timed alone, the changed rows of
-    `record_manifestation` were found in 8–12 s, where grouping both sides' whole rows took 20 s
-    and loading the table again 12 s.)"""
+    otherwise, and `{table}_gone`: the keys of the rows the file no longer has as they are
+    (`_apply_changed_rows` deletes the second, inserts the first). (At 11.27M records, timed
+    alone, the changed rows of `record_manifestation` were found in 8–12 s, where grouping both
+    sides' whole rows took 20 s and loading the table again 12 s.)"""
     key_columns = KEYED_TABLES[table]
     keys = ", ".join(key_columns)
     differs = " or ".join(f"n.{c} is distinct from o.{c}" for c in _columns(con, table) if c not in key_columns)
@@ -163,6 +225,12 @@ def _replace_changed_rows(con: duckdb.DuckDBPyConnection, table: str) -> None:
         create temp table {table}_gone as
         select {keys} from {table} anti join read_parquet('{table}.parquet') using ({keys})
         union all select {keys} from {table}_fresh;
+    """)
+
+
+def _apply_changed_rows(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    keys = ", ".join(KEYED_TABLES[table])
+    con.execute(f"""
         delete from {table} where ({keys}) in (select ({keys}) from {table}_gone);
         insert into {table} by name select * from {table}_fresh;
     """)
@@ -171,9 +239,9 @@ def _replace_changed_rows(con: duckdb.DuckDBPyConnection, table: str) -> None:
 def _replace_changed_library_rows(con: duckdb.DuckDBPyConnection, table: str, libraries: list[str], files: list[str]) -> None:
     """The rows of `libraries` in `table` made those of `files` (their snapshot files, none for a
     library gone): rows new or changed but for the run column are inserted, rows gone or changed
-    deleted, and the others only take the new run. (At 11.27M records, 20 libraries holding 1.7M
-    records re-harvested with 112,700 changed: 8.1 s, against 11.4 s to delete and insert them
-    all, timed alone.)"""
+    deleted (their keys: `{table}_gone`), and the others only take the new run. (At 11.27M
+    records, 20 libraries holding 1.7M records re-harvested with 112,700 changed: 8.1 s, against
+    11.4 s to delete and insert them all, timed alone.)"""
     key, run = KEYED_LIBRARY_TABLES[table]
     columns = _columns(con, table)
     same = " and ".join(f"n.{c} is not distinct from o.{c}" for c in columns if c not in (key, run))
@@ -185,10 +253,14 @@ def _replace_changed_library_rows(con: duckdb.DuckDBPyConnection, table: str, li
         left join (select * from {table} where library_id in (select unnest(?::varchar[]))) o using ({key})
         where o.{key} is null or not ({same})
     """, [libraries])
-    con.execute(f"delete from {table} where library_id in (select unnest(?::varchar[])) and "
-                f"({key} not in (select {key} from {table}_new) or {key} in (select {key} from {table}_fresh))", [libraries])
     con.execute(f"""
+        create temp table {table}_gone as
+        select {key} from {table} where library_id in (select unnest(?::varchar[])) and {key} not in (select {key} from {table}_new)
+        union all select {key} from {table}_fresh
+    """, [libraries])
+    con.execute(f"""
+        delete from {table} where {key} in (select {key} from {table}_gone);
         update {table} t set {run} = n.{run} from {table}_new n where t.{key} = n.{key} and t.{run} is distinct from n.{run};
         insert into {table} by name select * from {table}_fresh;
-        drop table {table}_new; drop table {table}_fresh;
+        drop table {table}_new;
     """)

@@ -15,7 +15,7 @@ COMPARED_TABLES = ("records", "holdings", "quarantine", "manifestations", "recor
 RUN_SPECIFIC_COLUMNS = ("run_id", "snapshot_id", "created_at")
 # What `search`, `find_isbn` and the distribution queries read in catalogue.duckdb, besides the
 # tables it loads from the Parquet files above.
-CATALOGUE_TABLES = ("search_index", "isbn_index", "library_stats", "library_overlap", "city_coverage", "class_coverage")
+CATALOGUE_TABLES = ("search_index", "isbn_index", "library_stats", "library_pairs", "library_overlap", "city_coverage", "class_coverage")
 
 
 def table_glob(snapshot: Path, table: str) -> str | None:
