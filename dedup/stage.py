@@ -35,6 +35,7 @@ from urllib.parse import unquote
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from dedup import blocking, clustering, golden, ids, nodes, rules
@@ -47,6 +48,7 @@ from unioncat.settings import Settings, duckdb_config
 RUN_TAG = b"unioncat.dedup_run"
 CACHE_FILES = ("match_nodes.parquet", "match_evidence.parquet")
 FEATURES = "match_records.parquet"  # a folder: <library_id>.parquet
+RECORD_CHANGES = "record_changes.parquet"
 OUTPUT_BATCH_ROWS = 256 * 1024
 # What the next run reads of this run's nodes: what tells a changed node (node key, fingerprint,
 # first record) and what places it in its blocks (blocking.BLOCK_KEYS, WINDOW_ORDER).
@@ -473,10 +475,31 @@ PUBLISHED = {"record_manifestation": schema.RECORD_MANIFESTATION, "manifestation
              "changes": schema.CHANGES}
 
 
-def _write_published(con: duckdb.DuckDBPyConnection, out: Path, table: str, query: str) -> int:
+def _write_published(con: duckdb.DuckDBPyConnection, out: Path, table: str, query: str, changed: list[pa.Array] | None = None) -> int:
     """A table publish links into its snapshot as it is: written by `schema.write_table`, in the
-    order the query gives (the snapshot's), without a run tag (the same rows, the same bytes)."""
-    return schema.write_table(out / f"{table}.parquet", con.sql(query).to_arrow_reader(schema.ROW_GROUP_ROWS), PUBLISHED[table], table)
+    order the query gives (the snapshot's), without a run tag (the same rows, the same bytes).
+    `changed`: gains the record keys of the rows the query's `changed` column marks (a column
+    the table's schema leaves out)."""
+    batches = con.sql(query).to_arrow_reader(schema.ROW_GROUP_ROWS)
+    if changed is not None:
+        batches = _noting_changed(batches, changed)
+    return schema.write_table(out / f"{table}.parquet", batches, PUBLISHED[table], table)
+
+
+def _noting_changed(batches, changed: list[pa.Array]):
+    for batch in batches:
+        changed.append(pc.filter(batch.column("record_key"), batch.column("changed")))
+        yield batch
+
+
+def _write_record_changes(con: duckdb.DuckDBPyConnection, out: Path, changed: list[pa.Array], run_number: int) -> None:
+    """`record_changes.parquet`: the keys of the records whose `record_manifestation` row is not
+    the previous run's (new or changed) or is gone. Publish takes it for the catalogue's diff
+    when this run's table follows the parent snapshot's (warehouse.catalogue)."""
+    con.register("changed_records_arrow", pa.table({"record_key": pa.chunked_array(changed, pa.string())}))
+    _write(con, out, RECORD_CHANGES, "select record_key from changed_records_arrow "
+           "union all select record_key from previous_links where rid is null", None, run_number)
+    con.unregister("changed_records_arrow")
 
 
 def _output_versions(out: Path) -> dict[str, dict]:
@@ -546,21 +569,34 @@ def _write_outputs(con: duckdb.DuckDBPyConnection, out: Path, run_number: int) -
         drop table open_records; drop table record_links;
     """)
     counts: dict = {}
+    changed: list[pa.Array] = []
     # local_id is the record key's tail (`<library_id>:<local_id>`, transforms.bibliographic) and
     # rids follow record keys: neither the input nor a string sort is needed
     counts["records"] = _write_published(con, out, "record_manifestation", """
-        select m.record_key, m.library_id, substr(m.record_key, length(m.library_id) + 2) as local_id, ci.manifestation_id, ci.work_id,
-               if(ci.carried, p.match_rule, coalesce(l.rule, 'singleton')) as match_rule,
-               if(ci.carried, p.match_score, l.weight) as match_score,
-               if(ci.carried, p.matched_with, l.other) as matched_with,
-               if(ci.carried, p.match_evidence, l.evidence) as match_evidence
-        from match_records m
-        join clusters c using (rid) join cluster_ids ci using (cluster)
-        left join strongest_link l using (rid)
-        left join previous_links pl on pl.rid = m.rid left join previous_link_details p on p.row = pl.row
-        order by m.rid
-    """)
+        with linked as (
+            select m.rid, m.record_key, m.library_id, substr(m.record_key, length(m.library_id) + 2) as local_id,
+                   ci.manifestation_id, ci.work_id,
+                   if(ci.carried, p.match_rule, coalesce(l.rule, 'singleton')) as match_rule,
+                   if(ci.carried, p.match_score, l.weight) as match_score,
+                   if(ci.carried, p.matched_with, l.other) as matched_with,
+                   if(ci.carried, p.match_evidence, l.evidence) as match_evidence,
+                   pl.row is null as new, pl.manifestation_id as previous_manifestation_id, pl.work_id as previous_work_id,
+                   p.match_rule as previous_rule, p.match_score as previous_score, p.matched_with as previous_matched_with,
+                   p.match_evidence as previous_evidence
+            from match_records m
+            join clusters c using (rid) join cluster_ids ci using (cluster)
+            left join strongest_link l using (rid)
+            left join previous_links pl on pl.rid = m.rid left join previous_link_details p on p.row = pl.row
+        )
+        select * exclude (rid, new, previous_manifestation_id, previous_work_id, previous_rule, previous_score,
+                          previous_matched_with, previous_evidence),
+               new or manifestation_id is distinct from previous_manifestation_id or work_id is distinct from previous_work_id
+               or match_rule is distinct from previous_rule or match_score::float is distinct from previous_score
+               or matched_with is distinct from previous_matched_with or match_evidence is distinct from previous_evidence as changed
+        from linked order by rid
+    """, changed)
     con.execute("drop table strongest_link")
+    _write_record_changes(con, out, changed, run_number)
     # kept manifestations of clusters not carried: their rows are compared with the previous run's
     con.execute("""create or replace temp table kept_open as select manifestation_id from cluster_ids
                    where not carried and manifestation_id in (select old_id from previous_manifestation)""")

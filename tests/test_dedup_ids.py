@@ -31,6 +31,12 @@ def assert_same_outputs(incremental: Path, full: Path) -> None:
         assert output_rows(incremental, name) == output_rows(full, name), name
 
 
+def changed_records(now: Path, before: Path) -> set[str]:
+    """The record keys whose `record_manifestation` row differs between two runs' folders."""
+    rows = [{r[0]: r for r in output_rows(folder, "record_manifestation")} for folder in (before, now)]
+    return {key for key in rows[0].keys() | rows[1].keys() if rows[0].get(key) != rows[1].get(key)}
+
+
 class Runs:
     """Successive dedup runs over changing catalogues in one output folder."""
 
@@ -157,6 +163,11 @@ def test_an_incremental_run_equals_a_full_rebuild(province, tmp_path):
     assert 0 < state["carried_manifestations"] < incremental.summary.manifestations  # most clusters are carried
     assert full.summary.features_computed == len(after)
     assert_same_outputs(tmp_path / "incremental", tmp_path / "full")
+    # the rows publish replaces in the catalogue: exactly those that changed, however the run ran
+    changed = changed_records(tmp_path / "incremental", tmp_path / "previous")
+    assert 0 < len(changed) < len(after)
+    for folder in ("incremental", "full"):
+        assert sorted(r[0] for r in output_rows(tmp_path / folder, "record_changes")) == sorted(changed)
     fresh = Runs(tmp_path / "fresh")(after)
 
     def partition(ids):

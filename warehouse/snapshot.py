@@ -54,6 +54,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from dedup.stage import RECORD_CHANGES
+from dedup.stage import RUN_TAG as DEDUP_RUN_TAG
 from harvesters import state as harvest_state
 from unioncat import atomic, schema
 from unioncat.atomic import sha256_file
@@ -238,19 +240,29 @@ def _write_holdings_distribution(writer: SnapshotWriter, libraries_fingerprint: 
                         schema.HOLDINGS_DISTRIBUTION, "holdings_distribution")
 
 
-def _dedup_lineage(settings: Settings, writer: SnapshotWriter) -> Path | None:
-    """Dedup's `changes.parquet` when it is this snapshot's: when the one dedup run that wrote this
-    snapshot's dedup tables carried its ids from the parent snapshot's (warehouse.changes would
-    compute the same rows, reading every record of both)."""
+def _dedup_lineage(settings: Settings, writer: SnapshotWriter) -> bool:
+    """Whether the one dedup run that wrote this snapshot's dedup tables carried its ids from the
+    parent snapshot's: its `changes.parquet` is then this snapshot's (warehouse.changes would
+    compute the same rows, reading every record of both) and its `record_changes.parquet` lists
+    the `record_manifestation` rows the catalogue must replace."""
     state = atomic.read_json(settings.dedup_dir / "state.json") or {}
     previous, outputs = state.get("previous_outputs"), state.get("outputs")
     if not previous or not outputs:
-        return None
+        return False
     for table in schema.CHANGES_FROM:
         name = f"{table}.parquet"
         if previous.get(table) != writer.parent_checksums.get(name) or (outputs.get(table) or {}).get("sha256") != writer.checksums.get(name):
-            return None
-    return settings.dedup_dir / "changes.parquet"
+            return False
+    return True
+
+
+def _record_changes(settings: Settings) -> dict[str, Path]:
+    """table → the file of the keys of its rows dedup's last run changed, when that run wrote it."""
+    state = atomic.read_json(settings.dedup_dir / "state.json") or {}
+    path = settings.dedup_dir / RECORD_CHANGES
+    if path.is_file() and (pq.read_schema(path).metadata or {}).get(DEDUP_RUN_TAG) == str(state.get("run")).encode():
+        return {"record_manifestation": path}
+    return {}
 
 
 def _libraries_fingerprint(libraries: pa.Table) -> str:
@@ -312,15 +324,17 @@ def build_snapshot(settings: Settings, libraries: list[Library]) -> PublishSumma
             _crash_point("library_files")
             counts |= _write_dedup_tables(writer, settings)
             counts["holdings_distribution"] = _write_holdings_distribution(writer, libraries_fingerprint)
+            lineage = _dedup_lineage(settings, writer)
             counts["changes"] = writer.write("changes.parquet", None, lambda: changes.against_parent(writer.con, build, parent),
-                                             schema.CHANGES, "changes", ready=_dedup_lineage(settings, writer))
+                                             schema.CHANGES, "changes", ready=settings.dedup_dir / "changes.parquet" if lineage else None)
         finally:
             writer.close()
         parent_manifest = read_manifest(parent) if parent else {}
         catalogue_entry = catalogue.build(
             build, parent, parent_manifest.get("catalogue"),
             changed_files=[name for name in writer.files if name not in writer.reused],
-            removed_files=[name for name in parent_manifest.get("files", {}) if name not in writer.files])
+            removed_files=[name for name in parent_manifest.get("files", {}) if name not in writer.files],
+            changed_keys=_record_changes(settings) if lineage else {})
         _crash_point("catalogue")
         write_report(build, snapshot_id, parent)
         created_at = harvest_state.now_iso()
