@@ -6,7 +6,9 @@
 
 Reads the staging Parquet of the libraries given; writes to `<data_dir>/dedup/`:
 - `record_manifestation.parquet`, `manifestations.parquet`, `works.parquet`, `changes.parquet`
-  (schemas in unioncat/schema.py) — what publish consumes;
+  (schemas in unioncat/schema.py) — what publish consumes — and `record_changes.parquet` (the
+  record keys whose `record_manifestation` row is not the previous run's: publish's catalogue
+  replaces only those rows when the previous run's table is the parent snapshot's);
 - `match_evidence.parquet`: every accepted pair and every pair a hard rule vetoed although it
   scored as a match, with its field levels (answers "why are these together / apart?");
 - `match_records.parquet/<library_id>.parquet` (features and fingerprints, a file per library:
@@ -492,10 +494,14 @@ def _noting_changed(batches, changed: list[pa.Array]):
         yield batch
 
 
-def _write_record_changes(con: duckdb.DuckDBPyConnection, out: Path, changed: list[pa.Array], run_number: int) -> None:
+def _write_record_changes(con: duckdb.DuckDBPyConnection, out: Path, changed: list[pa.Array] | None, run_number: int) -> None:
     """`record_changes.parquet`: the keys of the records whose `record_manifestation` row is not
-    the previous run's (new or changed) or is gone. Publish takes it for the catalogue's diff
-    when this run's table follows the parent snapshot's (warehouse.catalogue)."""
+    the previous run's (new or changed) or is gone, when there was a previous run. Publish takes
+    it for the catalogue's diff when this run's table follows the parent snapshot's
+    (warehouse.catalogue)."""
+    if changed is None:
+        (out / RECORD_CHANGES).unlink(missing_ok=True)
+        return
     con.register("changed_records_arrow", pa.table({"record_key": pa.chunked_array(changed, pa.string())}))
     _write(con, out, RECORD_CHANGES, "select record_key from changed_records_arrow "
            "union all select record_key from previous_links where rid is null", None, run_number)
@@ -569,7 +575,8 @@ def _write_outputs(con: duckdb.DuckDBPyConnection, out: Path, run_number: int) -
         drop table open_records; drop table record_links;
     """)
     counts: dict = {}
-    changed: list[pa.Array] = []
+    # a first run's table has nothing to be compared with: every row would be listed
+    changed: list[pa.Array] | None = [] if con.sql("select count(*) from previous_links").fetchall()[0][0] else None
     # local_id is the record key's tail (`<library_id>:<local_id>`, transforms.bibliographic) and
     # rids follow record keys: neither the input nor a string sort is needed
     counts["records"] = _write_published(con, out, "record_manifestation", """

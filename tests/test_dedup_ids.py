@@ -149,6 +149,7 @@ def test_an_incremental_run_equals_a_full_rebuild(province, tmp_path):
 
     incremental = Runs(tmp_path / "incremental")
     incremental(before)
+    assert not (tmp_path / "incremental" / "record_changes.parquet").exists()  # a first run: nothing to compare with
     shutil.copytree(tmp_path / "incremental", tmp_path / "full")
     shutil.copytree(tmp_path / "incremental", tmp_path / "previous")
     incremental(after)
