@@ -19,7 +19,7 @@ class HarvestError(Exception):
     def __init__(self, library_id: str, message: str):
         super().__init__(redact(f"{library_id}: {message}"))
         self.library_id = library_id
-        self.message = message
+        self.message = redact(message)  # what a worker process sends back: no credentials either
 
     def __reduce__(self):  # raised in a worker process, re-raised in the caller
         return type(self), (self.library_id, self.message)

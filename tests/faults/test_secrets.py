@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -111,3 +112,8 @@ def test_a_planted_password_is_in_no_output_and_no_file(tmp_path, loc_zebra, loc
 def test_error_messages_never_carry_credentials_in_urls(message, shown):
     error = HarvestError("ZJ001", message)
     assert str(error) == f"ZJ001: {shown}" and redact(message) == shown
+    # as a harvest worker process sends it back (unioncat.pipeline.run_all)
+    sent = pickle.dumps(error)
+    assert message.encode() not in sent or message == shown
+    back = pickle.loads(sent)
+    assert type(back) is HarvestError and str(back) == str(error) and back.library_id == "ZJ001"
