@@ -37,10 +37,9 @@ from urllib.parse import unquote
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from dedup import blocking, clustering, golden, ids, nodes, rules
+from dedup import blocking, clustering, golden, ids, merge, nodes, rules
 from dedup.features import INPUT_COLUMNS, build_match_records, drop_record_features, sql_strings
 from dedup.scoring import evidence_sql, rule_sql, score_pairs
 from unioncat import atomic, schema
@@ -344,29 +343,20 @@ def _write_features(con: duckdb.DuckDBPyConnection, out: Path, run_number: int, 
 
 
 def _previous_links(con: duckdb.DuckDBPyConnection, out: Path) -> None:
-    """`previous_links`: the previous run's `record_manifestation` rows (empty on a first run) —
-    their ids, the record's rid in this run (null for a record gone: the joins on it are on
-    integers) and the row's number in the file — and `previous_link_details`, the rows' match
-    columns by that number, read from the file when a carried record's row is written (held
-    in memory, the evidence strings alone took 1.4 GB at 11.27M records)."""
+    """`previous_links`: the previous run's `record_manifestation` rows (empty on a first run):
+    their ids and the record's rid in this run (null for a record gone: the joins on it are on
+    integers). The rows' match columns stay in the file (held in memory, the evidence strings
+    alone took 1.4 GB at 11.27M records): `_write_record_manifestation` reads them back."""
     path = out / "record_manifestation.parquet"
     if path.exists():
         work_id = "p.work_id" if "work_id" in pq.read_schema(path).names else "null::varchar as work_id"
         con.execute(f"""
             create or replace temp table previous_links as
-            select m.rid, p.file_row_number as row, p.record_key, p.manifestation_id, {work_id}
-            from read_parquet('{path}', file_row_number = true) p left join match_records m using (record_key);
-            create or replace temp view previous_link_details as
-            select file_row_number as row, match_rule, match_score, matched_with, match_evidence
-            from read_parquet('{path}', file_row_number = true)
+            select m.rid, p.record_key, p.manifestation_id, {work_id}
+            from read_parquet('{path}') p left join match_records m using (record_key)
         """)
     else:
-        con.execute("""
-            create or replace temp table previous_links (rid integer, row bigint, record_key varchar, manifestation_id varchar, work_id varchar);
-            create or replace temp view previous_link_details as
-            select null::bigint as row, null::varchar as match_rule, null::float as match_score, null::varchar as matched_with,
-                   null::varchar as match_evidence where false
-        """)
+        con.execute("create or replace temp table previous_links (rid integer, record_key varchar, manifestation_id varchar, work_id varchar)")
 
 
 def _carry_nothing(con: duckdb.DuckDBPyConnection) -> int:
@@ -477,21 +467,38 @@ PUBLISHED = {"record_manifestation": schema.RECORD_MANIFESTATION, "manifestation
              "changes": schema.CHANGES}
 
 
-def _write_published(con: duckdb.DuckDBPyConnection, out: Path, table: str, query: str, changed: list[pa.Array] | None = None) -> int:
+def _write_published(con: duckdb.DuckDBPyConnection, out: Path, table: str, query: str) -> int:
     """A table publish links into its snapshot as it is: written by `schema.write_table`, in the
-    order the query gives (the snapshot's), without a run tag (the same rows, the same bytes).
-    `changed`: gains the record keys of the rows the query's `changed` column marks (a column
-    the table's schema leaves out)."""
-    batches = con.sql(query).to_arrow_reader(schema.ROW_GROUP_ROWS)
-    if changed is not None:
-        batches = _noting_changed(batches, changed)
-    return schema.write_table(out / f"{table}.parquet", batches, PUBLISHED[table], table)
+    order the query gives (the snapshot's), without a run tag (the same rows, the same bytes)."""
+    return schema.write_table(out / f"{table}.parquet", con.sql(query).to_arrow_reader(schema.ROW_GROUP_ROWS), PUBLISHED[table], table)
 
 
-def _noting_changed(batches, changed: list[pa.Array]):
-    for batch in batches:
-        changed.append(pc.filter(batch.column("record_key"), batch.column("changed")))
-        yield batch
+def _write_record_manifestation(con: duckdb.DuckDBPyConnection, out: Path, changed: list[pa.Array]) -> int:
+    """`record_manifestation.parquet` from the previous run's file (dedup.merge): a record of a
+    carried cluster keeps its row, with its new work id if it has one; the records of the other
+    clusters have their rows computed again. `changed` gains the keys of the rows that are new
+    or not the previous run's."""
+    updates = con.sql("""
+        select p.record_key, ci.work_id from previous_links p join clusters c using (rid) join cluster_ids ci using (cluster)
+        where ci.carried and ci.work_id is distinct from p.work_id
+    """).to_arrow_table()
+    gone = con.sql("select record_key from previous_links where rid is null").to_arrow_table().column(0).combine_chunks()
+    # local_id is the record key's tail (`<library_id>:<local_id>`, transforms.bibliographic) and
+    # rids follow record keys: neither the input nor a string sort is needed
+    recomputed = con.sql("""
+        select m.record_key, m.library_id, substr(m.record_key, length(m.library_id) + 2) as local_id,
+               ci.manifestation_id, ci.work_id, coalesce(l.rule, 'singleton') as match_rule, l.weight as match_score,
+               l.other as matched_with, l.evidence as match_evidence
+        from match_records m
+        join clusters c using (rid) join cluster_ids ci using (cluster)
+        left join strongest_link l using (rid)
+        where not ci.carried
+        order by m.rid
+    """).to_arrow_reader(schema.ROW_GROUP_ROWS)
+    path = out / "record_manifestation.parquet"
+    previous = merge.previous_rows(path, schema.RECORD_MANIFESTATION, schema.ROW_GROUP_ROWS)
+    rows = merge.merge_rows(previous, recomputed, schema.RECORD_MANIFESTATION, "record_key", updates=updates, gone=gone, changed=changed)
+    return schema.write_table(path, rows, schema.RECORD_MANIFESTATION, "record_manifestation")
 
 
 def _write_record_changes(con: duckdb.DuckDBPyConnection, out: Path, changed: list[pa.Array] | None, run_number: int) -> None:
@@ -576,34 +583,11 @@ def _write_outputs(con: duckdb.DuckDBPyConnection, out: Path, run_number: int) -
     """)
     counts: dict = {}
     # a first run's table has nothing to be compared with: every row would be listed
-    changed: list[pa.Array] | None = [] if con.sql("select count(*) from previous_links").fetchall()[0][0] else None
-    # local_id is the record key's tail (`<library_id>:<local_id>`, transforms.bibliographic) and
-    # rids follow record keys: neither the input nor a string sort is needed
-    counts["records"] = _write_published(con, out, "record_manifestation", """
-        with linked as (
-            select m.rid, m.record_key, m.library_id, substr(m.record_key, length(m.library_id) + 2) as local_id,
-                   ci.manifestation_id, ci.work_id,
-                   if(ci.carried, p.match_rule, coalesce(l.rule, 'singleton')) as match_rule,
-                   if(ci.carried, p.match_score, l.weight) as match_score,
-                   if(ci.carried, p.matched_with, l.other) as matched_with,
-                   if(ci.carried, p.match_evidence, l.evidence) as match_evidence,
-                   pl.row is null as new, pl.manifestation_id as previous_manifestation_id, pl.work_id as previous_work_id,
-                   p.match_rule as previous_rule, p.match_score as previous_score, p.matched_with as previous_matched_with,
-                   p.match_evidence as previous_evidence
-            from match_records m
-            join clusters c using (rid) join cluster_ids ci using (cluster)
-            left join strongest_link l using (rid)
-            left join previous_links pl on pl.rid = m.rid left join previous_link_details p on p.row = pl.row
-        )
-        select * exclude (rid, new, previous_manifestation_id, previous_work_id, previous_rule, previous_score,
-                          previous_matched_with, previous_evidence),
-               new or manifestation_id is distinct from previous_manifestation_id or work_id is distinct from previous_work_id
-               or match_rule is distinct from previous_rule or match_score::float is distinct from previous_score
-               or matched_with is distinct from previous_matched_with or match_evidence is distinct from previous_evidence as changed
-        from linked order by rid
-    """, changed)
+    first_run = not con.sql("select count(*) from previous_links").fetchall()[0][0]
+    changed: list[pa.Array] = []
+    counts["records"] = _write_record_manifestation(con, out, changed)
     con.execute("drop table strongest_link")
-    _write_record_changes(con, out, changed, run_number)
+    _write_record_changes(con, out, None if first_run else changed, run_number)
     # kept manifestations of clusters not carried: their rows are compared with the previous run's
     con.execute("""create or replace temp table kept_open as select manifestation_id from cluster_ids
                    where not carried and manifestation_id in (select old_id from previous_manifestation)""")
@@ -622,7 +606,7 @@ def _write_outputs(con: duckdb.DuckDBPyConnection, out: Path, run_number: int) -
             select ci.manifestation_id from cluster_ids ci join carried_clusters cc using (cluster)
             join previous_links p on p.record_key = cc.first_record_key where ci.work_id is distinct from p.work_id
         ) where id not in (select manifestation_id from manifestation_changes where change = 'updated');
-        drop table previous_links; drop view previous_link_details; drop table kept_open; drop table previous_signatures; drop table new_signatures;
+        drop table previous_links; drop table kept_open; drop table previous_signatures; drop table new_signatures;
     """)
     counts["works"] = _write_published(con, out, "works", """
         select ci.work_id, arg_min(g.title, (-g.n_records, ci.manifestation_id)) as title,

@@ -13,7 +13,7 @@ import pytest
 
 from dedup import rules
 from dedup.datasets import demo_province, rows_table
-from dedup.stage import load_rows, run
+from dedup.stage import PUBLISHED, load_rows, run
 from test_dedup import book
 from warehouse import changes
 
@@ -29,6 +29,8 @@ def output_rows(folder: Path, name: str) -> list[tuple]:
 def assert_same_outputs(incremental: Path, full: Path) -> None:
     for name in OUTPUTS:
         assert output_rows(incremental, name) == output_rows(full, name), name
+    for name in PUBLISHED:  # publish links these files as they are: the same rows, the same bytes
+        assert (incremental / f"{name}.parquet").read_bytes() == (full / f"{name}.parquet").read_bytes(), name
 
 
 def changed_records(now: Path, before: Path) -> set[str]:
@@ -71,6 +73,21 @@ def test_a_manifestation_keeps_its_id_as_records_join_and_leave(tmp_path):
     assert runs.changes == [("deleted", None, y)]
     runs([book("B:1", **X), book("D:1", **X)])
     assert runs.changes == [] and runs.summary.incremental
+
+
+def test_a_previous_table_without_work_ids_gets_them(tmp_path):
+    rows = [book("A:1", **X), book("B:1", **X), book("C:1", **Y)]
+    runs = Runs(tmp_path / "runs")
+    runs(rows)
+    path = tmp_path / "runs" / "record_manifestation.parquet"
+    pq.write_table(pq.read_table(path).drop_columns(["work_id"]), path)  # as a version before works wrote it
+    runs(rows)
+    assert runs.summary.incremental and [change for change, _, _ in runs.changes] == ["updated", "updated"]  # their work ids
+    Runs(tmp_path / "fresh")(rows)
+    again, fresh = (output_rows(tmp_path / folder, "record_manifestation") for folder in ("runs", "fresh"))
+    assert all(row[4] for row in again)  # work ids are issued anew: only the other columns equal a fresh run's
+    assert [row[:4] + row[5:] for row in again] == [row[:4] + row[5:] for row in fresh]
+    assert sorted(r[0] for r in output_rows(tmp_path / "runs", "record_changes")) == ["A:1", "B:1", "C:1"]
 
 
 def test_a_library_whose_staged_file_is_unchanged_keeps_its_features_unread(tmp_path):

@@ -167,6 +167,15 @@ def test_republishing_unchanged_inputs_gives_the_same_content_hash(inputs, tmp_p
     assert {n: three["checksums"][n] for n in expected} == {n: one["checksums"][n] for n in expected}
 
 
+def test_the_same_rows_give_the_same_bytes_however_they_come_in_batches(tmp_path):
+    # dedup writes record_manifestation from a query or from a merge with the previous file
+    rows = pa.table({"record_key": [f"ZJ001:{i:07d}" for i in range(3 * ROW_GROUP_ROWS // 2)]})
+    table_schema = pa.schema([pa.field("record_key", pa.string())])
+    write_table(tmp_path / "whole.parquet", rows, table_schema, "keys")
+    write_table(tmp_path / "batches.parquet", rows.to_batches(max_chunksize=1000), table_schema, "keys")
+    assert (tmp_path / "whole.parquet").read_bytes() == (tmp_path / "batches.parquet").read_bytes()
+
+
 def test_a_changed_library_alone_is_rewritten(inputs, tmp_path):
     libraries = _libraries(inputs)
     first = publish(inputs, libraries)

@@ -68,11 +68,12 @@ def write_parquet_batches(path: Path, batches: Iterable[pa.RecordBatch], schema:
                 size += batch.num_rows
                 while size >= row_group_size:
                     table = pa.concat_tables(pending)
-                    writer.write_table(table.slice(0, row_group_size), row_group_size=row_group_size)
+                    # one chunk per row group: the pages, hence the bytes, do not depend on how the rows came in batches
+                    writer.write_table(table.slice(0, row_group_size).combine_chunks(), row_group_size=row_group_size)
                     pending, size = [table.slice(row_group_size)], size - row_group_size
                     rows += row_group_size
             if size or not rows:  # an empty file still has its (empty) row group, as pq.write_table writes it
-                writer.write_table(pa.concat_tables(pending) if pending else schema.empty_table(), row_group_size=row_group_size)
+                writer.write_table(pa.concat_tables(pending).combine_chunks() if pending else schema.empty_table(), row_group_size=row_group_size)
                 rows += size
         os.replace(temp, path)
     finally:

@@ -1,0 +1,111 @@
+"""A sorted table rewritten from its previous file and the rows that may have changed.
+
+Most rows of an incremental run's `record_manifestation` are the previous run's as they were.
+They are read back from the previous file, already sorted and formatted, and only the rows a
+run recomputed come from a query: at 11.27M records, the one query that joined every record
+with its previous row to write the table took 25–34 s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+
+def previous_rows(path: Path, table_schema: pa.Schema, batch_rows: int) -> Iterator[pa.Table]:
+    """The rows of a previous file in `table_schema` (a column the file lacks, e.g. one added
+    since, is null)."""
+    if not path.exists():
+        return
+    found = pq.read_schema(path).names
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=[n for n in table_schema.names if n in found]):
+        columns = [batch.column(name) if name in found else pa.nulls(batch.num_rows, table_schema.field(name).type)
+                   for name in table_schema.names]
+        yield pa.Table.from_arrays(columns, schema=table_schema.remove_metadata())
+
+
+def merge_rows(previous: Iterable[pa.Table], recomputed: Iterable[pa.RecordBatch], table_schema: pa.Schema, key: str, *,
+               updates: pa.Table, gone: pa.Array, changed: list[pa.Array]) -> Iterator[pa.RecordBatch]:
+    """The table's rows in `key` order: the `previous` rows (sorted by `key`), less the keys
+    `gone`, with the rows `recomputed` (sorted by `key`, new or replacing a previous row) and
+    with `updates` (`key` and some columns: new values for those columns of previous rows).
+    `changed` gains the keys of the rows that are new or differ from their previous row."""
+    table_schema = table_schema.remove_metadata()
+    pending = _Pending(recomputed, table_schema, key)
+    for rows in previous:
+        if rows.num_rows:
+            yield from _merged(rows, pending.up_to(rows.column(key)[-1].as_py()), key, updates, gone, changed).to_batches()
+    rest = pending.up_to(None)
+    changed.append(_array(rest.column(key)))
+    yield from rest.to_batches()
+
+
+class _Pending:
+    """The recomputed rows not merged yet, read as far as the merge needs."""
+
+    def __init__(self, batches: Iterable[pa.RecordBatch], table_schema: pa.Schema, key: str):
+        self._batches = iter(batches)
+        self._schema = table_schema
+        self._key = key
+        self._rows = table_schema.empty_table()
+        self._read_all = False
+
+    def up_to(self, last: str | None) -> pa.Table:
+        """The pending rows whose key is at most `last` (all of them when None)."""
+        while not self._read_all and (last is None or not self._rows.num_rows or self._rows.column(self._key)[-1].as_py() <= last):
+            batch = next(self._batches, None)
+            if batch is None:
+                self._read_all = True
+            else:
+                self._rows = pa.concat_tables([self._rows, pa.Table.from_batches([batch]).select(self._schema.names).cast(self._schema)])
+        count = self._rows.num_rows if last is None else pc.sum(pc.less_equal(self._rows.column(self._key), last)).as_py() or 0
+        head, self._rows = self._rows.slice(0, count), self._rows.slice(count)
+        return head
+
+
+def _merged(rows: pa.Table, recomputed: pa.Table, key: str, updates: pa.Table, gone: pa.Array, changed: list[pa.Array]) -> pa.Table:
+    keys = rows.column(key).combine_chunks()
+    recomputed_keys = recomputed.column(key).combine_chunks()
+    previous_at = pc.index_in(recomputed_keys, value_set=keys)
+    known = pc.is_valid(previous_at)
+    differs = _row_distinct(recomputed.filter(known), rows.take(pc.filter(previous_at, known)))
+    changed.append(pc.filter(pc.filter(recomputed_keys, known), differs))
+    changed.append(pc.filter(recomputed_keys, pc.invert(known)))
+
+    kept = rows.filter(pc.invert(pc.or_(pc.is_in(keys, value_set=gone), pc.is_in(keys, value_set=recomputed_keys))))
+    kept = _updated(kept, key, updates, changed)
+    merged = pa.concat_tables([kept, recomputed])
+    return merged.take(pc.sort_indices(merged, sort_keys=[(key, "ascending")]))
+
+
+def _updated(rows: pa.Table, key: str, updates: pa.Table, changed: list[pa.Array]) -> pa.Table:
+    at = pc.index_in(rows.column(key), value_set=updates.column(key).combine_chunks())
+    found = pc.is_valid(at)
+    if not pc.any(found).as_py():
+        return rows
+    before = rows
+    for name in updates.column_names:
+        if name != key:
+            position = rows.schema.get_field_index(name)
+            new = pc.if_else(found, pc.take(updates.column(name), at), rows.column(name)).cast(rows.schema.field(name).type)
+            rows = rows.set_column(position, rows.schema.field(name), new)
+    changed.append(_array(pc.filter(rows.column(key), _row_distinct(rows, before))))
+    return rows
+
+
+def _row_distinct(a: pa.Table, b: pa.Table) -> pa.Array:
+    """Per row, whether any column of `a` is distinct from `b`'s (null equals null)."""
+    differs = pa.array([False] * a.num_rows, pa.bool_())
+    for name in a.column_names:
+        x, y = a.column(name), b.column(name)
+        same = pc.or_(pc.fill_null(pc.equal(x, y), False), pc.and_(pc.is_null(x), pc.is_null(y)))
+        differs = pc.or_(differs, pc.invert(same))
+    return _array(differs)
+
+
+def _array(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
