@@ -8,9 +8,12 @@ with its previous row to write the table took 25–34 s.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from queue import Full, Queue
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -77,9 +80,61 @@ def _merged(rows: pa.Table, recomputed: pa.Table, key: str, updates: pa.Table, g
     changed.append(pc.filter(recomputed_keys, pc.invert(known)))
 
     kept = rows.filter(pc.invert(pc.or_(pc.is_in(keys, value_set=gone), pc.is_in(keys, value_set=recomputed_keys))))
-    kept = _updated(kept, key, updates, changed)
-    merged = pa.concat_tables([kept, recomputed])
-    return merged.take(pc.sort_indices(merged, sort_keys=[(key, "ascending")]))
+    return _interleaved(_updated(kept, key, updates, changed), recomputed, key)
+
+
+def read_ahead(items: Iterable, depth: int = 2) -> Iterator:
+    """`items`, produced in a thread of their own up to `depth` ahead of the consumer: Arrow and
+    DuckDB release the GIL, so merging the next rows overlaps writing the last ones. A consumer
+    that stops early stops the thread."""
+    queue: Queue = Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                queue.put(item, timeout=0.1)
+                return True
+            except Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+            put(end)
+        except BaseException as error:  # raised again in the consumer
+            put(error)
+
+    thread = threading.Thread(target=produce, name="read-ahead", daemon=True)
+    thread.start()
+    try:
+        while (item := queue.get()) is not end:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _interleaved(kept: pa.Table, recomputed: pa.Table, key: str) -> pa.Table:
+    """The rows of two tables sorted by `key`, no key in both, in `key` order (a string sort of
+    each batch's rows cost 3 s over the 11.27M rows, this a third of it)."""
+    at = np.searchsorted(_sortable(kept.column(key)), _sortable(recomputed.column(key)))
+    recomputed_at = at + np.arange(len(at))  # where each recomputed row goes among all
+    order = np.empty(kept.num_rows + recomputed.num_rows, np.int64)
+    order[recomputed_at] = np.arange(kept.num_rows, len(order))
+    order[np.setdiff1d(np.arange(len(order)), recomputed_at, assume_unique=True)] = np.arange(kept.num_rows)
+    return pa.concat_tables([kept, recomputed]).take(order)
+
+
+def _sortable(keys: pa.ChunkedArray) -> np.ndarray:
+    """Keys as bytes, which compare as DuckDB and Arrow order strings (byte by byte)."""
+    return pc.cast(keys, pa.binary()).to_numpy(zero_copy_only=False)
 
 
 def _updated(rows: pa.Table, key: str, updates: pa.Table, changed: list[pa.Array]) -> pa.Table:

@@ -498,7 +498,7 @@ def _write_record_manifestation(con: duckdb.DuckDBPyConnection, out: Path, chang
     path = out / "record_manifestation.parquet"
     previous = merge.previous_rows(path, schema.RECORD_MANIFESTATION, schema.ROW_GROUP_ROWS)
     rows = merge.merge_rows(previous, recomputed, schema.RECORD_MANIFESTATION, "record_key", updates=updates, gone=gone, changed=changed)
-    return schema.write_table(path, rows, schema.RECORD_MANIFESTATION, "record_manifestation")
+    return schema.write_table(path, merge.read_ahead(rows), schema.RECORD_MANIFESTATION, "record_manifestation")
 
 
 def _write_record_changes(con: duckdb.DuckDBPyConnection, out: Path, changed: list[pa.Array] | None, run_number: int) -> None:

@@ -114,7 +114,7 @@ class SnapshotWriter:
         self.files: dict[str, dict] = {}
         self.checksums: dict[str, str] = {}
         self.reused: list[str] = []
-        self._digests: dict[tuple[int, int, int, int], str] = {}
+        self._digests: dict[tuple[int, ...], str] = _linked_digests(self.parent_files, self.parent_checksums)
         self.con = duckdb.connect(config=duckdb_config(folder.parent / ".spill"))
 
     def write(self, name: str, inputs: str | None, produce: Callable[[], pa.Table | pa.RecordBatchReader], table_schema: pa.Schema,
@@ -135,16 +135,16 @@ class SnapshotWriter:
         else:
             rows = write_table(target, produce(), table_schema, table_name)
             self.checksums[name] = self.digest(target)
-        self.files[name] = {"rows": rows, "inputs": inputs}
+        self.files[name] = {"rows": rows, "inputs": inputs, "version": list(_file_version(target))}
         return rows
 
     def digest(self, path: Path) -> str:
         """sha256 of a file ("absent" when missing), once per file version: a file linked from
-        staging or dedup is hashed for its inputs fingerprint and not again for its checksum."""
+        staging or dedup is hashed for its inputs fingerprint and not again for its checksum,
+        and a file the parent snapshot holds (the same inode) not at all."""
         if not path.exists():
             return "absent"
-        stat = path.stat()
-        version = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        version = _file_version(path)
         if version not in self._digests:
             self._digests[version] = sha256_file(path)
         return self._digests[version]
@@ -163,6 +163,19 @@ class SnapshotWriter:
 
     def close(self) -> None:
         self.con.close()
+
+
+def _linked_digests(files: dict, checksums: dict[str, str]) -> dict[tuple[int, ...], str]:
+    """The parent snapshot's checksums by the version its files had when it was built: the
+    staging and dedup files it linked are those files (the same inodes, sizes and times) until a
+    stage replaces them, and are not hashed again (3.4 s of the 11.27M publish went to hashing
+    the unchanged libraries' files). A file modified in place has another time: hashed."""
+    return {tuple(entry["version"]): checksums[name] for name, entry in files.items() if entry.get("version") and name in checksums}
+
+
+def _file_version(path: Path) -> tuple[int, ...]:
+    stat = path.stat()
+    return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
 def _link(source: Path, target: Path) -> bool:
