@@ -32,19 +32,21 @@ def previous_rows(path: Path, table_schema: pa.Schema, batch_rows: int) -> Itera
 
 
 def merge_rows(previous: Iterable[pa.Table], recomputed: Iterable[pa.RecordBatch], table_schema: pa.Schema, key: str, *,
-               updates: pa.Table, gone: pa.Array, changed: list[pa.Array]) -> Iterator[pa.RecordBatch]:
+               updates: pa.Table, gone: pa.Array, changed: list[pa.Array] | None) -> Iterator[pa.RecordBatch]:
     """The table's rows in `key` order: the `previous` rows (sorted by `key`), less the keys
     `gone`, with the rows `recomputed` (sorted by `key`, new or replacing a previous row) and
     with `updates` (`key` and some columns: new values for those columns of previous rows).
-    `changed` gains the keys of the rows that are new or differ from their previous row."""
+    `changed` gains the keys of the rows that are new or differ from their previous row (None:
+    not listed, e.g. when there is no previous row to differ from)."""
     table_schema = table_schema.remove_metadata()
     pending = _Pending(recomputed, table_schema, key)
     for rows in previous:
         if rows.num_rows:
             yield from _merged(rows, pending.up_to(rows.column(key)[-1].as_py()), key, updates, gone, changed).to_batches()
-    rest = pending.up_to(None)
-    changed.append(_array(rest.column(key)))
-    yield from rest.to_batches()
+    for batch in pending.rest():  # after the last previous row (a first run: all), as they come
+        if changed is not None:
+            changed.append(batch.column(key))
+        yield batch
 
 
 class _Pending:
@@ -57,17 +59,26 @@ class _Pending:
         self._rows = table_schema.empty_table()
         self._read_all = False
 
-    def up_to(self, last: str | None) -> pa.Table:
-        """The pending rows whose key is at most `last` (all of them when None)."""
-        while not self._read_all and (last is None or not self._rows.num_rows or self._rows.column(self._key)[-1].as_py() <= last):
+    def up_to(self, last: str) -> pa.Table:
+        """The pending rows whose key is at most `last`."""
+        while not self._read_all and (not self._rows.num_rows or self._rows.column(self._key)[-1].as_py() <= last):
             batch = next(self._batches, None)
             if batch is None:
                 self._read_all = True
             else:
-                self._rows = pa.concat_tables([self._rows, pa.Table.from_batches([batch]).select(self._schema.names).cast(self._schema)])
-        count = self._rows.num_rows if last is None else pc.sum(pc.less_equal(self._rows.column(self._key), last)).as_py() or 0
+                self._rows = pa.concat_tables([self._rows, self._conformed(batch)])
+        count = pc.sum(pc.less_equal(self._rows.column(self._key), last)).as_py() or 0
         head, self._rows = self._rows.slice(0, count), self._rows.slice(count)
         return head
+
+    def rest(self) -> Iterator[pa.RecordBatch]:
+        """The rows not taken yet, a batch at a time (never all of them in memory)."""
+        yield from self._rows.combine_chunks().to_batches()
+        for batch in self._batches:
+            yield from self._conformed(batch).to_batches()
+
+    def _conformed(self, batch: pa.RecordBatch) -> pa.Table:
+        return pa.Table.from_batches([batch]).select(self._schema.names).cast(self._schema)
 
 
 def _merged(rows: pa.Table, recomputed: pa.Table, key: str, updates: pa.Table, gone: pa.Array, changed: list[pa.Array]) -> pa.Table:

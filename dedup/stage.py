@@ -473,11 +473,11 @@ def _write_published(con: duckdb.DuckDBPyConnection, out: Path, table: str, quer
     return schema.write_table(out / f"{table}.parquet", con.sql(query).to_arrow_reader(schema.ROW_GROUP_ROWS), PUBLISHED[table], table)
 
 
-def _write_record_manifestation(con: duckdb.DuckDBPyConnection, out: Path, changed: list[pa.Array]) -> int:
+def _write_record_manifestation(con: duckdb.DuckDBPyConnection, out: Path, changed: list[pa.Array] | None) -> int:
     """`record_manifestation.parquet` from the previous run's file (dedup.merge): a record of a
     carried cluster keeps its row, with its new work id if it has one; the records of the other
     clusters have their rows computed again. `changed` gains the keys of the rows that are new
-    or not the previous run's."""
+    or not the previous run's (None on a first run)."""
     updates = con.sql("""
         select p.record_key, ci.work_id from previous_links p join clusters c using (rid) join cluster_ids ci using (cluster)
         where ci.carried and ci.work_id is distinct from p.work_id
@@ -583,11 +583,10 @@ def _write_outputs(con: duckdb.DuckDBPyConnection, out: Path, run_number: int) -
     """)
     counts: dict = {}
     # a first run's table has nothing to be compared with: every row would be listed
-    first_run = not con.sql("select count(*) from previous_links").fetchall()[0][0]
-    changed: list[pa.Array] = []
+    changed: list[pa.Array] | None = [] if con.sql("select count(*) from previous_links").fetchall()[0][0] else None
     counts["records"] = _write_record_manifestation(con, out, changed)
     con.execute("drop table strongest_link")
-    _write_record_changes(con, out, None if first_run else changed, run_number)
+    _write_record_changes(con, out, changed, run_number)
     # kept manifestations of clusters not carried: their rows are compared with the previous run's
     con.execute("""create or replace temp table kept_open as select manifestation_id from cluster_ids
                    where not carried and manifestation_id in (select old_id from previous_manifestation)""")
