@@ -40,9 +40,10 @@ def merge_rows(previous: Iterable[pa.Table], recomputed: Iterable[pa.RecordBatch
     not listed, e.g. when there is no previous row to differ from)."""
     table_schema = table_schema.remove_metadata()
     pending = _Pending(recomputed, table_schema, key)
+    noted = changed if changed is not None else []
     for rows in previous:
         if rows.num_rows:
-            yield from _merged(rows, pending.up_to(rows.column(key)[-1].as_py()), key, updates, gone, changed).to_batches()
+            yield from _merged(rows, pending.up_to(rows.column(key)[-1].as_py()), key, updates, gone, noted).to_batches()
     for batch in pending.rest():  # after the last previous row (a first run: all), as they come
         if changed is not None:
             changed.append(batch.column(key))

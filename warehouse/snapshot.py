@@ -9,7 +9,8 @@ in `published/<id>/` for inspection and never becomes `current`.
 
 Layout of `published/<id>/` (ARCHITECTURE.md "Published snapshot"):
 - `manifest.json`: id, parent, created_at, schema version, row counts, sha256 of every file,
-  what each file was built from (`files`), `content_hash`, per-library run ids;
+  what each file was built from and its version (inode, size, time) when built (`files`),
+  `content_hash`, per-library run ids;
 - `records.parquet/`, `holdings.parquet/`, `quarantine.parquet/`: one `<library_id>.parquet`
   per library (pyarrow `pq.read_table(dir)`, DuckDB `read_parquet('records.parquet/*.parquet')`);
 - `libraries.parquet`, `manifestations.parquet`, `record_manifestation.parquet`, `works.parquet`,
@@ -141,7 +142,7 @@ class SnapshotWriter:
     def digest(self, path: Path) -> str:
         """sha256 of a file ("absent" when missing), once per file version: a file linked from
         staging or dedup is hashed for its inputs fingerprint and not again for its checksum,
-        and a file the parent snapshot holds (the same inode) not at all."""
+        and a file the parent snapshot linked, still the version it linked, not at all."""
         if not path.exists():
             return "absent"
         version = _file_version(path)
