@@ -8,10 +8,8 @@ with its previous row to write the table took 25–34 s.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from queue import Full, Queue
 
 import numpy as np
 import pyarrow as pa
@@ -93,44 +91,6 @@ def _merged(rows: pa.Table, recomputed: pa.Table, key: str, updates: pa.Table, g
 
     kept = rows.filter(pc.invert(pc.or_(pc.is_in(keys, value_set=gone), pc.is_in(keys, value_set=recomputed_keys))))
     return _interleaved(_updated(kept, key, updates, changed), recomputed, key)
-
-
-def read_ahead(items: Iterable, depth: int = 2) -> Iterator:
-    """`items`, produced in a thread of their own up to `depth` ahead of the consumer: Arrow and
-    DuckDB release the GIL, so merging the next rows overlaps writing the last ones. A consumer
-    that stops early stops the thread."""
-    queue: Queue = Queue(maxsize=depth)
-    stop = threading.Event()
-    end = object()
-
-    def put(item) -> bool:
-        while not stop.is_set():
-            try:
-                queue.put(item, timeout=0.1)
-                return True
-            except Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if not put(item):
-                    return
-            put(end)
-        except BaseException as error:  # raised again in the consumer
-            put(error)
-
-    thread = threading.Thread(target=produce, name="read-ahead", daemon=True)
-    thread.start()
-    try:
-        while (item := queue.get()) is not end:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        thread.join()
 
 
 def _interleaved(kept: pa.Table, recomputed: pa.Table, key: str) -> pa.Table:

@@ -43,6 +43,7 @@ from dedup import blocking, clustering, golden, ids, merge, nodes, rules
 from dedup.features import INPUT_COLUMNS, build_match_records, drop_record_features, sql_strings
 from dedup.scoring import evidence_sql, rule_sql, score_pairs
 from unioncat import atomic, schema
+from unioncat.prefetch import prefetched
 from unioncat.registry import Library
 from unioncat.settings import Settings, duckdb_config
 
@@ -476,8 +477,9 @@ def _write_published(con: duckdb.DuckDBPyConnection, out: Path, table: str, quer
 def _write_record_manifestation(con: duckdb.DuckDBPyConnection, out: Path, changed: list[pa.Array] | None) -> int:
     """`record_manifestation.parquet` from the previous run's file (dedup.merge): a record of a
     carried cluster keeps its row, with its new work id if it has one; the records of the other
-    clusters have their rows computed again. `changed` gains the keys of the rows that are new
-    or not the previous run's (None on a first run)."""
+    clusters have their rows computed again. The merge runs ahead in a thread while the rows
+    are written. `changed` gains the keys of the rows that are new or not the previous run's
+    (None on a first run)."""
     updates = con.sql("""
         select p.record_key, ci.work_id from previous_links p join clusters c using (rid) join cluster_ids ci using (cluster)
         where ci.carried and ci.work_id is distinct from p.work_id
@@ -498,7 +500,7 @@ def _write_record_manifestation(con: duckdb.DuckDBPyConnection, out: Path, chang
     path = out / "record_manifestation.parquet"
     previous = merge.previous_rows(path, schema.RECORD_MANIFESTATION, schema.ROW_GROUP_ROWS)
     rows = merge.merge_rows(previous, recomputed, schema.RECORD_MANIFESTATION, "record_key", updates=updates, gone=gone, changed=changed)
-    return schema.write_table(path, merge.read_ahead(rows), schema.RECORD_MANIFESTATION, "record_manifestation")
+    return schema.write_table(path, prefetched(rows), schema.RECORD_MANIFESTATION, "record_manifestation")
 
 
 def _write_record_changes(con: duckdb.DuckDBPyConnection, out: Path, changed: list[pa.Array] | None, run_number: int) -> None:

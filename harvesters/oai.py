@@ -62,7 +62,6 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from queue import Full, Queue
 from typing import Iterator
 
 import requests
@@ -74,6 +73,7 @@ from harvesters.errors import RetryableHarvestError, TerminalHarvestError
 from harvesters import http
 from harvesters.http import HttpPolicy
 from harvesters.landing import HarvestResult, HarvestRun
+from unioncat.prefetch import prefetched
 from unioncat.registry import Library
 from unioncat.settings import Settings
 
@@ -392,42 +392,6 @@ def _in_background(function, *args) -> Future:
 
     threading.Thread(target=run, name="oai-fetch-ahead", daemon=True).start()
     return future
-
-
-def prefetched(items: Iterator, depth: int = 2) -> Iterator:
-    """`items`, produced by a background thread up to `depth` ahead; its exceptions re-raised here."""
-    queue: Queue = Queue(maxsize=depth)
-    stopped, done = threading.Event(), object()
-
-    def offer(item) -> bool:
-        while not stopped.is_set():
-            try:
-                queue.put(item, timeout=0.1)
-                return True
-            except Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if not offer((item, None)):
-                    return
-            offer((done, None))
-        except BaseException as error:  # handed to the consumer, raised there
-            offer((None, error))
-
-    threading.Thread(target=produce, name="oai-prefetch", daemon=True).start()
-    try:
-        while True:
-            item, error = queue.get()
-            if error is not None:
-                raise error
-            if item is done:
-                return
-            yield item
-    finally:
-        stopped.set()
 
 
 # ---- the harvest ---------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 import pyarrow as pa
 import pytest
 
-from dedup.merge import merge_rows, read_ahead
+from dedup.merge import merge_rows
+from unioncat.prefetch import prefetched
 
 SCHEMA = pa.schema([pa.field("key", pa.string()), pa.field("value", pa.string()), pa.field("note", pa.string())])
 
@@ -46,15 +47,15 @@ def test_without_previous_rows_the_recomputed_ones_stream_through():
     assert sum(batch.num_rows for batch in rows) == 999
 
 
-def test_read_ahead_passes_items_and_errors_on():
-    assert list(read_ahead(iter(range(10)))) == list(range(10))
+def test_prefetched_passes_items_and_errors_on():  # dedup writes the merged rows so
+    assert list(prefetched(iter(range(10)))) == list(range(10))
 
     def failing():
         yield 1
         raise ValueError("broken batch")
 
     with pytest.raises(ValueError, match="broken batch"):
-        list(read_ahead(failing()))
-    stopped = read_ahead(iter(range(100)))  # a consumer that stops early stops the thread
+        list(prefetched(failing()))
+    stopped = prefetched(iter(range(100)))  # a consumer that stops early stops the thread
     assert next(stopped) == 0
     stopped.close()
