@@ -478,8 +478,8 @@ def _write_record_manifestation(con: duckdb.DuckDBPyConnection, out: Path, chang
     """`record_manifestation.parquet` from the previous run's file (dedup.merge): a record of a
     carried cluster keeps its row, with its new work id if it has one; the records of the other
     clusters have their rows computed again. The merge runs ahead in a thread while the rows
-    are written. `changed` gains the keys of the rows that are new or not the previous run's
-    (None on a first run)."""
+    are written. `changed` gains the keys of the rows that are new, not the previous run's or
+    gone (None on a first run)."""
     updates = con.sql("""
         select p.record_key, ci.work_id from previous_links p join clusters c using (rid) join cluster_ids ci using (cluster)
         where ci.carried and ci.work_id is distinct from p.work_id
@@ -500,7 +500,10 @@ def _write_record_manifestation(con: duckdb.DuckDBPyConnection, out: Path, chang
     path = out / "record_manifestation.parquet"
     previous = merge.previous_rows(path, schema.RECORD_MANIFESTATION, schema.ROW_GROUP_ROWS)
     rows = merge.merge_rows(previous, recomputed, schema.RECORD_MANIFESTATION, "record_key", updates=updates, gone=gone, changed=changed)
-    return schema.write_table(path, prefetched(rows), schema.RECORD_MANIFESTATION, "record_manifestation")
+    written = schema.write_table(path, prefetched(rows), schema.RECORD_MANIFESTATION, "record_manifestation")
+    if changed is not None:
+        changed.append(gone)
+    return written
 
 
 def _write_record_changes(con: duckdb.DuckDBPyConnection, out: Path, changed: list[pa.Array] | None, run_number: int) -> None:
@@ -512,8 +515,7 @@ def _write_record_changes(con: duckdb.DuckDBPyConnection, out: Path, changed: li
         (out / RECORD_CHANGES).unlink(missing_ok=True)
         return
     con.register("changed_records_arrow", pa.table({"record_key": pa.chunked_array(changed, pa.string())}))
-    _write(con, out, RECORD_CHANGES, "select record_key from changed_records_arrow "
-           "union all select record_key from previous_links where rid is null", None, run_number)
+    _write(con, out, RECORD_CHANGES, "select record_key from changed_records_arrow", None, run_number)
     con.unregister("changed_records_arrow")
 
 

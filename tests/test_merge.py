@@ -1,5 +1,7 @@
 """dedup.merge: a sorted table rewritten from its previous rows and the rows recomputed."""
 
+import threading
+
 import pyarrow as pa
 import pytest
 
@@ -56,6 +58,11 @@ def test_prefetched_passes_items_and_errors_on():  # dedup writes the merged row
 
     with pytest.raises(ValueError, match="broken batch"):
         list(prefetched(failing()))
+    before = set(threading.enumerate())
     stopped = prefetched(iter(range(100)))  # a consumer that stops early stops the thread
     assert next(stopped) == 0
     stopped.close()
+    producers = set(threading.enumerate()) - before
+    for producer in producers:
+        producer.join(timeout=10)  # it would wait on its full queue for ever
+    assert producers and not any(producer.is_alive() for producer in producers)

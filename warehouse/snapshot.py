@@ -254,12 +254,11 @@ def _write_holdings_distribution(writer: SnapshotWriter, libraries_fingerprint: 
                         schema.HOLDINGS_DISTRIBUTION, "holdings_distribution")
 
 
-def _dedup_lineage(settings: Settings, writer: SnapshotWriter) -> bool:
+def _dedup_lineage(state: dict, writer: SnapshotWriter) -> bool:
     """Whether the one dedup run that wrote this snapshot's dedup tables carried its ids from the
     parent snapshot's: its `changes.parquet` is then this snapshot's (warehouse.changes would
     compute the same rows, reading every record of both) and its `record_changes.parquet` lists
-    the `record_manifestation` rows the catalogue must replace."""
-    state = atomic.read_json(settings.dedup_dir / "state.json") or {}
+    the `record_manifestation` rows the catalogue must replace. `state`: dedup's state.json."""
     previous, outputs = state.get("previous_outputs"), state.get("outputs")
     if not previous or not outputs:
         return False
@@ -270,9 +269,8 @@ def _dedup_lineage(settings: Settings, writer: SnapshotWriter) -> bool:
     return True
 
 
-def _record_changes(settings: Settings) -> dict[str, Path]:
-    """table → the file of the keys of its rows dedup's last run changed, when that run wrote it."""
-    state = atomic.read_json(settings.dedup_dir / "state.json") or {}
+def _record_changes(settings: Settings, state: dict) -> dict[str, Path]:
+    """table → the file of the keys of its rows dedup's last run (`state`) changed, when that run wrote it."""
     path = settings.dedup_dir / RECORD_CHANGES
     if path.is_file() and (pq.read_schema(path).metadata or {}).get(DEDUP_RUN_TAG) == str(state.get("run")).encode():
         return {"record_manifestation": path}
@@ -338,7 +336,8 @@ def build_snapshot(settings: Settings, libraries: list[Library]) -> PublishSumma
             _crash_point("library_files")
             counts |= _write_dedup_tables(writer, settings)
             counts["holdings_distribution"] = _write_holdings_distribution(writer, libraries_fingerprint)
-            lineage = _dedup_lineage(settings, writer)
+            dedup_state = atomic.read_json(settings.dedup_dir / "state.json") or {}
+            lineage = _dedup_lineage(dedup_state, writer)
             counts["changes"] = writer.write("changes.parquet", None, lambda: changes.against_parent(writer.con, build, parent),
                                              schema.CHANGES, "changes", ready=settings.dedup_dir / "changes.parquet" if lineage else None)
         finally:
@@ -348,7 +347,7 @@ def build_snapshot(settings: Settings, libraries: list[Library]) -> PublishSumma
             build, parent, parent_manifest.get("catalogue"),
             changed_files=[name for name in writer.files if name not in writer.reused],
             removed_files=[name for name in parent_manifest.get("files", {}) if name not in writer.files],
-            changed_keys=_record_changes(settings) if lineage else {})
+            changed_keys=_record_changes(settings, dedup_state) if lineage else {})
         _crash_point("catalogue")
         write_report(build, snapshot_id, parent)
         created_at = harvest_state.now_iso()
