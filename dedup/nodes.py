@@ -7,7 +7,8 @@ them would score alike against any third record. A node is a set of twins; block
 and clustering run over nodes (`match_nodes`, one row per node, in the shape of
 `match_records` plus `libraries` and `n_records`), and each record takes its node's
 manifestation. The same-library rule holds at node level: two nodes holding a record of one
-library are vetoed like two records of it (scoring compares `libraries` lists).
+library are vetoed like two records of it (scoring compares `libraries` lists: the hashes of
+the library ids, as integers aggregate faster than strings).
 
 Twins the matcher would keep apart stay apart:
 - two twins in one library without an ISBN are two things that library catalogued alike (the
@@ -36,34 +37,35 @@ def build_nodes(con: duckdb.DuckDBPyConnection) -> int:
     con.execute("""
         -- numbered over the records without an ISBN only: a window over all of them sorts them all
         create or replace temp table twin_occurrence as
-        select rid, library_id, twin_key, 1::bigint as k from match_records where has_isbn
+        select rid, hash(library_id) as library, twin_key, 1::bigint as k from match_records where has_isbn
         union all
-        select rid, library_id, twin_key, row_number() over (partition by twin_key, library_id order by rid) as k
+        select rid, hash(library_id), twin_key, row_number() over (partition by twin_key, library_id order by rid) as k
         from match_records where not has_isbn;
         create or replace temp table twin_groups as
         select twin_key, k, min(rid) as first_rid, count(*) as n from twin_occurrence group by twin_key, k;
         create or replace temp table twin_pairs as select first_rid as rid_a, first_rid as rid_b from twin_groups where n > 1;
         create or replace temp table twin_records as
-        select r.rid, f.*, [f.library_id] as libraries
+        select r.rid, f.*, [hash(f.library_id)] as libraries
         from record_features f join match_records r using (record_key) where r.rid in (select rid_a from twin_pairs);
     """)
     score_pairs(con, "twin_pairs", "twin_scores", table="twin_records")
     # Nodes are grouped and ordered by their first record's rid (rids follow record keys), and
     # numbered over the narrow groups before the wide join: grouping by the node key string and
-    # numbering the wide rows took 21 s at 11.27M records, this 12 s.
+    # numbering the wide rows took 21 s at 11.27M records, this 12 s; the libraries as hashes
+    # rather than strings took the grouping from 7.3 s to 4.2 s.
     con.execute(f"""
         -- a twin group is one node when its twins' own pair is accepted, else one node per twin
         create or replace temp table twin_group_keys as
         select g.twin_key, g.k, g.first_rid, g.n = 1 or s.weight >= {rules.MATCH_THRESHOLD} as together
         from twin_groups g left join twin_scores s on s.rid_a = g.first_rid;
         create or replace temp table record_nodes as
-        select o.rid, o.library_id, if(g.together, g.first_rid, o.rid) as first_rid, o.twin_key, o.k, g.together
+        select o.rid, o.library, if(g.together, g.first_rid, o.rid) as first_rid, o.twin_key, o.k, g.together
         from twin_occurrence o join twin_group_keys g using (twin_key, k);
         drop table twin_group_keys; drop table twin_records;
         create or replace temp table node_groups as
         select first_rid, (row_number() over (order by first_rid) - 1)::integer as rid, count(*)::integer as n_records,
                any_value(twin_key) as twin_key, any_value(k) as k, bool_and(together) as together,
-               list_sort(list_distinct(list(library_id))) as libraries
+               list_sort(list_distinct(list(library))) as libraries
         from record_nodes group by first_rid;
         create or replace temp table match_nodes as
         select g.rid, if(g.together, g.twin_key::varchar || '.' || g.k, m.record_key) as node_key,
