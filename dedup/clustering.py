@@ -83,19 +83,35 @@ def int_column(table: pa.Table, name: str):
     return memoryview(column.buffers()[1]).cast("i")[column.offset: column.offset + len(column)] if len(column) else []
 
 
-def cluster(con: duckdb.DuckDBPyConnection) -> dict:
+def cluster(con: duckdb.DuckDBPyConnection, untouched: str | None = None) -> dict:
     """`node_clusters(rid, cluster)` of `match_nodes` from `accepted_pairs(rid_a, rid_b, weight, …)`
-    between nodes; cluster = smallest node rid."""
+    between nodes; cluster = smallest node rid.
+
+    `untouched(rid, grp)` (an incremental run): the nodes that neither changed nor gained or lost
+    an accepted pair, with the cluster each was in before. A component made of such nodes only
+    is the one the previous run found, with the same pairs and features: it is split as it was
+    then, without scoring its pairs again (at 11.27M records those of every suspect component
+    took 6 s)."""
     n = con.sql("select count(*) from match_nodes").fetchall()[0][0]
     edges = con.sql("select rid_a, rid_b from accepted_pairs").to_arrow_table()
     roots = components(n, int_column(edges, "rid_a"), int_column(edges, "rid_b"))
     del edges
     _register(con, "node_clusters", pa.table({"rid": pa.array(range(n), pa.int32()), "cluster": pa.array(roots, pa.int32())}))
+    if untouched:
+        con.execute(f"""
+            create or replace temp table kept_components as
+            select c.cluster, min(u.grp) < max(u.grp) as was_split
+            from node_clusters c left join {untouched} u using (rid)
+            group by c.cluster having count(u.rid) = count(*)
+        """)
+    else:
+        con.execute("create or replace temp table kept_components (cluster integer, was_split boolean)")
 
     con.execute(f"""
         create or replace temp table suspect_pairs as
         with suspects as ({SUSPECT_CLUSTERS}),
-        members as (select rid, cluster from node_clusters where cluster in (select cluster from suspects))
+        members as (select rid, cluster from node_clusters
+                    where cluster in (select cluster from suspects except select cluster from kept_components))
         select x.rid as rid_a, y.rid as rid_b from members x join members y on x.cluster = y.cluster and x.rid < y.rid
     """)
     score_pairs(con, "suspect_pairs", "suspect_vetoes", keep="veto is not null")
@@ -121,8 +137,18 @@ def cluster(con: duckdb.DuckDBPyConnection) -> dict:
             for rid, new_root in split_component(rids, inside[root], forbidden).items():
                 roots[rid] = new_root
         stats["components_split"] = len(bad)
-        _register(con, "node_clusters", pa.table({"rid": pa.array(range(n), pa.int32()), "cluster": pa.array(roots, pa.int32())}))
         con.execute("drop table bad_components")
+    kept_splits = con.sql(f"""
+        select c.rid, min(c.rid) over (partition by c.cluster, u.grp) as root, c.cluster
+        from node_clusters c join {untouched} u using (rid)
+        where c.cluster in (select cluster from kept_components where was_split)
+    """).fetchall() if untouched else []
+    for rid, root, _ in kept_splits:
+        roots[rid] = root
+    stats["components_kept_split"] = len({component for *_, component in kept_splits})
+    con.execute("drop table kept_components")
+    if forbidden or kept_splits:
+        _register(con, "node_clusters", pa.table({"rid": pa.array(range(n), pa.int32()), "cluster": pa.array(roots, pa.int32())}))
     return stats
 
 

@@ -81,22 +81,30 @@ class _Pending:
 
 
 def _merged(rows: pa.Table, recomputed: pa.Table, key: str, updates: pa.Table, gone: pa.Array, changed: list[pa.Array]) -> pa.Table:
-    keys = rows.column(key).combine_chunks()
-    recomputed_keys = recomputed.column(key).combine_chunks()
-    previous_at = pc.index_in(recomputed_keys, value_set=keys)
-    known = pc.is_valid(previous_at)
-    differs = _row_distinct(recomputed.filter(known), rows.take(pc.filter(previous_at, known)))
-    changed.append(pc.filter(pc.filter(recomputed_keys, known), differs))
-    changed.append(pc.filter(recomputed_keys, pc.invert(known)))
+    """Both tables sorted by `key`: every key is placed by binary search on fixed-width bytes (a
+    hash set of each batch's 131,072 keys, built per batch, took 3.2 s of the 9.4 s merge at
+    11.27M records)."""
+    keys, recomputed_keys = _array(rows.column(key)), _array(recomputed.column(key))
+    width = _width(keys, recomputed_keys)
+    sorted_keys, sorted_recomputed = _sortable(keys, width), _sortable(recomputed_keys, width)
+    previous_at, known = _positions(sorted_keys, sorted_recomputed)
+    differs = _row_distinct(recomputed.filter(pa.array(known)), rows.take(previous_at[known]))
+    changed.append(pc.filter(pc.filter(recomputed_keys, pa.array(known)), differs))
+    changed.append(pc.filter(recomputed_keys, pa.array(np.logical_not(known))))
 
-    kept = rows.filter(pc.invert(pc.or_(pc.is_in(keys, value_set=gone), pc.is_in(keys, value_set=recomputed_keys))))
-    return _interleaved(_updated(kept, key, updates, changed), recomputed, key)
+    removed = np.zeros(len(keys), bool)
+    removed[previous_at[known]] = True
+    gone_at, found = _positions(sorted_keys, _sortable(gone.filter(_within(gone, keys)), width))  # a gone key of the range is a key of the batch
+    removed[gone_at[found]] = True
+    kept_at = np.logical_not(removed)
+    kept = _updated(rows.filter(pa.array(kept_at)), key, updates.filter(_within(updates.column(key), keys)), changed)
+    return _interleaved(kept, sorted_keys[kept_at], recomputed, sorted_recomputed)
 
 
-def _interleaved(kept: pa.Table, recomputed: pa.Table, key: str) -> pa.Table:
-    """The rows of two tables sorted by `key`, no key in both, in `key` order: where each
+def _interleaved(kept: pa.Table, kept_keys: np.ndarray, recomputed: pa.Table, recomputed_keys: np.ndarray) -> pa.Table:
+    """The rows of two tables sorted by key, no key in both, in key order: where each
     recomputed row goes is found by binary search, so the rows are not sorted again."""
-    at = np.searchsorted(_sortable(kept.column(key)), _sortable(recomputed.column(key)))
+    at = np.searchsorted(kept_keys, recomputed_keys)
     recomputed_at = at + np.arange(len(at))  # its place among all the rows
     order = np.empty(kept.num_rows + recomputed.num_rows, np.int64)
     order[recomputed_at] = np.arange(kept.num_rows, len(order))
@@ -106,12 +114,41 @@ def _interleaved(kept: pa.Table, recomputed: pa.Table, key: str) -> pa.Table:
     return pa.concat_tables([kept, recomputed]).take(order)
 
 
-def _sortable(keys: pa.ChunkedArray) -> np.ndarray:
-    """Keys as bytes, which compare as DuckDB and Arrow order strings (byte by byte)."""
-    return pc.cast(keys, pa.binary()).to_numpy(zero_copy_only=False)
+def _positions(sorted_keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each value is in `sorted_keys`, and whether it is there."""
+    at = np.searchsorted(sorted_keys, values)
+    found = at < len(sorted_keys)
+    found[found] = sorted_keys[at[found]] == values[found]
+    return at, found
+
+
+def _within(values: pa.Array | pa.ChunkedArray, keys: pa.Array) -> pa.Array:
+    """Which values lie between the first and the last of `keys` (sorted)."""
+    return pc.and_(pc.greater_equal(values, keys[0]), pc.less_equal(values, keys[-1]))
+
+
+def _width(*arrays: pa.Array) -> int:
+    return max([1, *(pc.max(pc.binary_length(array)).as_py() or 0 for array in arrays if len(array))])
+
+
+def _sortable(keys: pa.Array, width: int) -> np.ndarray:
+    """Keys as fixed-width bytes (NUL-padded, `width` at least the longest), which numpy
+    compares in C as DuckDB and Arrow order strings: byte by byte."""
+    if not len(keys):
+        return np.empty(0, f"S{width}")
+    array = pc.cast(keys, pa.large_binary())
+    offsets = np.frombuffer(array.buffers()[1], np.int64, len(array) + 1, array.offset * 8)
+    data = np.frombuffer(array.buffers()[2] or b"", np.uint8)[offsets[0]:offsets[-1]]  # no buffer: every key empty
+    # `width` bytes from each key's start, then the bytes past its end zeroed
+    windows = np.lib.stride_tricks.sliding_window_view(np.concatenate([data, np.zeros(width, np.uint8)]), width)
+    matrix = windows[offsets[:-1] - offsets[0]]
+    matrix[np.arange(width) >= np.diff(offsets)[:, None]] = 0
+    return matrix.view(f"S{width}").ravel()
 
 
 def _updated(rows: pa.Table, key: str, updates: pa.Table, changed: list[pa.Array]) -> pa.Table:
+    if not updates.num_rows:
+        return rows
     at = pc.index_in(rows.column(key), value_set=updates.column(key).combine_chunks())
     found = pc.is_valid(at)
     if not pc.any(found).as_py():

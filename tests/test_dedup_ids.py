@@ -130,6 +130,28 @@ def test_a_split_leaves_the_id_with_the_larger_part(tmp_path):
     assert sorted(runs.changes, key=str) == sorted([("split", runs.ids["A:1"], x), ("updated", x, x)], key=str)
 
 
+def test_a_component_split_before_and_untouched_is_split_as_it_was(tmp_path):
+    # C:1 (no edition) scores as a match with both editions: one component, split by the veto
+    editions = [book("A:1", "宋代史", edition="第2版", isbn=None), book("B:1", "宋代史", edition="第3版", isbn=None),
+                book("C:1", "宋代史", isbn=None)]
+    before = [*editions, book("D:1", **X), book("E:1", **Y)]
+    incremental = Runs(tmp_path / "incremental")
+    incremental(before)
+    split = incremental.ids
+    assert split["A:1"] != split["B:1"]
+    for after in ([*before, book("F:1", **Y)],  # the component untouched: its pairs are not scored again
+                  [*before, book("F:1", **Y), book("F:2", "宋代史", edition="第3版", isbn=None)]):  # touched: checked again
+        shutil.copytree(tmp_path / "incremental", tmp_path / "full", dirs_exist_ok=True)
+        incremental(after)
+        full = Runs(tmp_path / "full")(after, full=True)
+        assert_same_outputs(tmp_path / "incremental", tmp_path / "full")
+        assert incremental.summary.incremental and all(incremental.ids[k] == split[k] for k in ("A:1", "B:1", "C:1"))
+        states = [json.loads((tmp_path / run / "state.json").read_text()) for run in ("incremental", "full")]
+        assert states[1]["components_checked"] == 1 and states[1]["components_split"] == 1
+        touched = len(after) > len(before) + 1
+        assert (states[0]["components_checked"], states[0]["components_kept_split"]) == ((1, 0) if touched else (0, 1))
+
+
 def test_a_retired_id_is_never_issued_again(tmp_path):
     runs = Runs(tmp_path)
     gone = runs([book("A:1", **X), book("C:1", **Y)]).ids["A:1"]

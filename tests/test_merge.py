@@ -1,5 +1,6 @@
 """dedup.merge: a sorted table rewritten from its previous rows and the rows recomputed."""
 
+import random
 import threading
 
 import pyarrow as pa
@@ -32,6 +33,24 @@ def test_rows_come_out_in_key_order_with_the_changes_listed():
                     ("i", "9", "x"), ("z", "26", None)]
     # new (b, h, z), recomputed otherwise (e), updated (g); c was recomputed as it was, i updated to what it had
     assert sorted(key for keys in changed for key in keys.to_pylist()) == ["b", "e", "g", "h", "z"]
+
+
+def test_keys_of_any_length_and_script_merge_as_a_sort_would():
+    # byte order, as DuckDB sorts the keys: prefixes first, Han characters after ASCII; keys of
+    # one batch of many lengths; changes in every batch and across batch edges
+    rng = random.Random(7)
+    alphabet = ["a", "b", "z", "0", "9", ":", "中", "国", "书", "é"]
+    keys = sorted({"".join(rng.choice(alphabet) for _ in range(rng.randint(0, 6))) for _ in range(400)}, key=str.encode)
+    previous_keys = [k for k in keys if rng.random() < 0.7]
+    gone = [k for k in previous_keys if rng.random() < 0.1]
+    recomputed = [(k, "new" if rng.random() < 0.5 else "old", None) for k in keys if k not in gone and rng.random() < 0.3]
+    previous = [(k, "old", None) for k in previous_keys]
+    changed = []
+    rows = merged([previous[i:i + 37] for i in range(0, len(previous), 37)], recomputed, gone=gone, changed=changed)
+    expected = {k: row for k, *_ in previous for row in [(k, "old", None)] if k not in gone} | {row[0]: row for row in recomputed}
+    assert rows == [expected[k] for k in sorted(expected, key=str.encode)]
+    assert sorted(key for keys in changed for key in keys.to_pylist()) == sorted(
+        k for k, value, _ in recomputed if value == "new" or k not in previous_keys)
 
 
 def test_without_previous_rows_the_recomputed_ones_stream_through():
