@@ -65,6 +65,7 @@ def split_component(members: list[int], edges: list[tuple[float, float, int, int
 SUSPECT_CLUSTERS = f"""
     select c.cluster
     from node_clusters c join match_nodes m using (rid)
+    where c.cluster not in (select cluster from kept_components)
     group by c.cluster
     having count(*) > 1 and (
         min(m.volume_key) < max(m.volume_key)
@@ -110,8 +111,7 @@ def cluster(con: duckdb.DuckDBPyConnection, untouched: str | None = None) -> dic
     con.execute(f"""
         create or replace temp table suspect_pairs as
         with suspects as ({SUSPECT_CLUSTERS}),
-        members as (select rid, cluster from node_clusters
-                    where cluster in (select cluster from suspects except select cluster from kept_components))
+        members as (select rid, cluster from node_clusters where cluster in (select cluster from suspects))
         select x.rid as rid_a, y.rid as rid_b from members x join members y on x.cluster = y.cluster and x.rid < y.rid
     """)
     score_pairs(con, "suspect_pairs", "suspect_vetoes", keep="veto is not null")

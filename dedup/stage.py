@@ -280,11 +280,16 @@ def _match_incrementally(con: duckdb.DuckDBPyConnection, out: Path) -> dict:
         create or replace temp table match_pairs as
         select {columns} from kept where len(blocks) > 0
         union all select {columns} from scored_pairs;
-        -- nodes that gained or lost an accepted pair (those of changed nodes are dirty anyway)
+        -- nodes that gained or lost an accepted pair: a pair no block proposes any more, a pair
+        -- accepted now, a pair with a changed or deleted node (changed nodes are dirty anyway)
         create or replace temp table relinked_nodes as
         with changed as (select rid_a, rid_b from kept where len(blocks) = 0 and accepted
-                         union all select rid_a, rid_b from scored_pairs where accepted)
-        select rid_a as rid from changed union select rid_b from changed;
+                         union all select rid_a, rid_b from scored_pairs where accepted),
+        evidence as (select node_key_a, node_key_b from read_parquet('{out / 'match_evidence.parquet'}') where accepted),
+        with_dirty as (select node_key_b as node_key from evidence semi join dirty_keys on dirty_keys.node_key = evidence.node_key_a
+                       union select node_key_a from evidence semi join dirty_keys on dirty_keys.node_key = evidence.node_key_b)
+        select rid_a as rid from changed union select rid_b from changed
+        union select rid from match_nodes semi join with_dirty using (node_key);
         drop table kept_pairs; drop table pair_blocks; drop table new_pairs; drop table scored_pairs; drop table kept;
     """)
     _accepted(con)

@@ -152,6 +152,21 @@ def test_a_component_split_before_and_untouched_is_split_as_it_was(tmp_path):
         assert (states[0]["components_checked"], states[0]["components_kept_split"]) == ((1, 0) if touched else (0, 1))
 
 
+def test_a_component_that_lost_the_record_that_split_it_is_checked_again(tmp_path):
+    # B:1 (no edition) goes with A:1 (3rd edition), which keeps C:1 (2nd) apart; with A:1 gone,
+    # nothing keeps B:1 and C:1 apart, though neither changed
+    third, plain, second = (book("A:1", "宋代史", edition="第3版", isbn=None), book("B:1", "宋代史", isbn=None),
+                            book("C:1", "宋代史", edition="第2版", isbn=None))
+    incremental = Runs(tmp_path / "incremental")
+    before = incremental([third, plain, second]).ids
+    assert before["A:1"] == before["B:1"] != before["C:1"]
+    shutil.copytree(tmp_path / "incremental", tmp_path / "full")
+    after = incremental([plain, second]).ids
+    Runs(tmp_path / "full")([plain, second], full=True)
+    assert_same_outputs(tmp_path / "incremental", tmp_path / "full")
+    assert incremental.summary.incremental and after["B:1"] == after["C:1"]
+
+
 def test_a_retired_id_is_never_issued_again(tmp_path):
     runs = Runs(tmp_path)
     gone = runs([book("A:1", **X), book("C:1", **Y)]).ids["A:1"]
