@@ -367,7 +367,7 @@ def _previous_links(con: duckdb.DuckDBPyConnection, out: Path) -> None:
 
 def _untouched_nodes(con: duckdb.DuckDBPyConnection) -> str:
     """`untouched_nodes(rid, grp)`: the nodes that did not change and gained or lost no accepted
-    pair, with the manifestation their first record had (their records had it too)."""
+    pair, with the manifestation their first record had: the cluster the node was in."""
     con.execute("""
         create or replace temp table untouched_nodes as
         select m.rid, p.manifestation_id as grp
