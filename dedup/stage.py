@@ -494,18 +494,11 @@ def _write_published(con: duckdb.DuckDBPyConnection, out: Path, table: str, quer
 def _write_record_manifestation(con: duckdb.DuckDBPyConnection, out: Path, changed: list[pa.Array] | None) -> int:
     """`record_manifestation.parquet` from the previous run's file (dedup.merge): a record of a
     carried cluster keeps its row, with its new work id if it has one; the records of the other
-    clusters have their rows computed again. The merge runs ahead in a thread while the rows
-    are written. `changed` gains the keys of the rows that are new, not the previous run's or
+    clusters have their rows computed again (`moved_works`: the carried clusters whose work id
+    changed). The merge runs ahead in a thread while the rows are written. `changed` gains the keys of the rows that are new, not the previous run's or
     gone (None on a first run)."""
-    # the records of a carried cluster had one manifestation, hence one work: its first record's
-    # row says whether the work id changed (comparing every record's, with the records gone, took
-    # 2.1 s at 11.27M records)
     updates = con.sql("""
-        with moved as (
-            select ci.cluster, ci.work_id from cluster_ids ci join previous_links p on p.rid = ci.cluster
-            where ci.carried and ci.work_id is distinct from p.work_id
-        )
-        select p.record_key, m.work_id from moved m join clusters c using (cluster) join previous_links p using (rid)
+        select p.record_key, m.work_id from moved_works m join clusters c using (cluster) join previous_links p using (rid)
     """).to_arrow_table()
     gone = con.sql("select record_key from previous_links where rid is null").to_arrow_table().column(0).combine_chunks()
     # local_id is the record key's tail (`<library_id>:<local_id>`, transforms.bibliographic) and
@@ -608,6 +601,14 @@ def _write_outputs(con: duckdb.DuckDBPyConnection, out: Path, run_number: int) -
         join match_records m on m.rid = b.other;
         drop table open_records; drop table record_links;
     """)
+    # carried clusters whose work id changed: the records of a carried cluster had one
+    # manifestation, hence one work, and its first record's row says which (comparing every
+    # record's, with the records gone, took 2.1 s at 11.27M records)
+    con.execute("""
+        create or replace temp table moved_works as
+        select ci.cluster, ci.manifestation_id, ci.work_id from cluster_ids ci join previous_links p on p.rid = ci.cluster
+        where ci.carried and ci.work_id is distinct from p.work_id
+    """)
     counts: dict = {}
     # a first run's table has nothing to be compared with: every row would be listed
     changed: list[pa.Array] | None = [] if con.sql("select count(*) from previous_links").fetchall()[0][0] else None
@@ -629,10 +630,9 @@ def _write_outputs(con: duckdb.DuckDBPyConnection, out: Path, run_number: int) -
             select manifestation_id as id from new_signatures n join previous_signatures p using (manifestation_id) where n.sig <> p.sig
             union
             -- a carried manifestation keeps its row but for its work id
-            select ci.manifestation_id from cluster_ids ci join carried_clusters cc using (cluster)
-            join previous_links p on p.record_key = cc.first_record_key where ci.work_id is distinct from p.work_id
+            select manifestation_id from moved_works
         ) where id not in (select manifestation_id from manifestation_changes where change = 'updated');
-        drop table previous_links; drop table kept_open; drop table previous_signatures; drop table new_signatures;
+        drop table previous_links; drop table moved_works; drop table kept_open; drop table previous_signatures; drop table new_signatures;
     """)
     counts["works"] = _write_published(con, out, "works", """
         select ci.work_id, arg_min(g.title, (-g.n_records, ci.manifestation_id)) as title,
