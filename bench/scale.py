@@ -371,10 +371,8 @@ def baseline(drops: Path, per_library: dict, sample: int, work: Path, cap: int) 
 
 def settle_disk(label: str) -> float:
     """Flush what the steps before a run wrote (generating or changing the drops, the run before)
-    and are still writing back: a run starts on a quiet disk, as a nightly run does, rather than
-    paying for the bench's own writes in its first fsyncs (at 11.27M the incremental harvest,
-    landing 0.9 GB, took 22.6 s with the change step's and the full run's writes pending; landing
-    2.5 GB after a sync took 6.4 s)."""
+    and may still be writing back, so that a run starts on a quiet disk, as a nightly run does,
+    and does not pay for the bench's own writes in its first fsyncs. Timed apart and printed."""
     started = time.perf_counter()
     os.sync()
     seconds = round(time.perf_counter() - started, 1)

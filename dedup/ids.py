@@ -27,15 +27,17 @@ def new_id(prefix: str, group: str, salt: int = 0) -> str:
 
 
 def carry_ids(con: duckdb.DuckDBPyConnection, name: str, *, groups: str, previous: str, ledger: str, prefix: str,
-              run: int) -> None:
-    """Ids for the groups of `groups(item, grp)` (grp names the group: its smallest record key),
-    carried from `previous(item, old_id)` (a null item, e.g. a record gone, is in no group) with
-    ages from `ledger(id, first_run, retired_run)`. Creates
-    `{name}_ids(grp, id)`, `{name}_changes(change, manifestation_id, old_manifestation_id)` and
-    `{name}_ledger_updates(id, first_run, retired_run, successor)`."""
+              run: int, changes: bool = True) -> None:
+    """Ids for the groups of `groups(item, grp, records)` (grp names the group: its smallest
+    record key), carried from `previous(item, old_id, records)` (a null item, e.g. a record
+    gone, is in no group) with ages from `ledger(id, first_run, retired_run)`. An item is a
+    record, or records that were and are together (`records` of them, the same on both sides):
+    the rule counts records either way. Creates `{name}_ids(grp, id)`,
+    `{name}_ledger_updates(id, first_run, retired_run, successor)` and, with `changes`,
+    `{name}_changes(change, manifestation_id, old_manifestation_id)` (what changes.parquet lists)."""
     con.execute(f"""
         create or replace temp table id_overlap as
-        select g.grp, p.old_id, count(*) as n from {groups} g join {previous} p using (item) group by all;
+        select g.grp, p.old_id, sum(g.records) as n from {groups} g join {previous} p using (item) group by all;
         create or replace temp table id_claims as
         select old_id, grp, n from (
             select *, row_number() over (partition by old_id order by n desc, grp) as k from id_overlap
@@ -59,28 +61,31 @@ def carry_ids(con: duckdb.DuckDBPyConnection, name: str, *, groups: str, previou
         where (c.grp, c.old_id) not in (select (grp, old_id) from id_winners);
         create or replace temp table {name}_deleted as
         select distinct old_id from {previous} where old_id not in (select old_id from id_overlap);
-        create or replace temp table {name}_changes as
-        -- a kept id's records are the same iff the group shares all of them and has no other
-        with new_size as (select grp, count(*) as n from {groups} group by grp),
-             old_size as (select old_id, count(*) as n from {previous} group by old_id)
-        select 'merged' as change, id as manifestation_id, old_id as old_manifestation_id from {name}_merged
-        union all
-        select 'deleted', null, old_id from {name}_deleted
-        union all
-        select case when o.old_id is null then 'added' else 'split' end, f.id, o.old_id
-        from id_fresh f left join id_overlap o using (grp)
-        union all
-        select 'updated', w.old_id, w.old_id
-        from id_winners w join id_overlap v using (grp, old_id) join new_size n using (grp) join old_size o using (old_id)
-        where v.n <> n.n or v.n <> o.n;
         create or replace temp table {name}_ledger_updates as
         select id, {run}::integer as first_run, null::integer as retired_run, null::varchar as successor from id_fresh
         union all
         select old_id, null, {run}, id from {name}_merged
         union all
         select old_id, null, {run}, null from {name}_deleted;
-        drop view id_taken; drop table id_overlap; drop table id_claims; drop table id_winners; drop table id_fresh;
     """)
+    if changes:
+        con.execute(f"""
+            create or replace temp table {name}_changes as
+            -- a kept id's records are the same iff the group shares all of them and has no other
+            with new_size as (select grp, sum(records) as n from {groups} group by grp),
+                 old_size as (select old_id, sum(records) as n from {previous} group by old_id)
+            select 'merged' as change, id as manifestation_id, old_id as old_manifestation_id from {name}_merged
+            union all
+            select 'deleted', null, old_id from {name}_deleted
+            union all
+            select case when o.old_id is null then 'added' else 'split' end, f.id, o.old_id
+            from id_fresh f left join id_overlap o using (grp)
+            union all
+            select 'updated', w.old_id, w.old_id
+            from id_winners w join id_overlap v using (grp, old_id) join new_size n using (grp) join old_size o using (old_id)
+            where v.n <> n.n or v.n <> o.n;
+        """)
+    con.execute("drop view id_taken; drop table id_overlap; drop table id_claims; drop table id_winners; drop table id_fresh")
 
 
 def _resolve_collisions(con: duckdb.DuckDBPyConnection, prefix: str) -> None:

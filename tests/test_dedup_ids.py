@@ -130,6 +130,22 @@ def test_a_split_leaves_the_id_with_the_larger_part(tmp_path):
     assert sorted(runs.changes, key=str) == sorted([("split", runs.ids["A:1"], x), ("updated", x, x)], key=str)
 
 
+def test_a_work_split_leaves_its_id_with_the_part_holding_more_records(tmp_path):
+    def work_ids() -> dict[str, str]:
+        return {row[0]: row[4] for row in output_rows(tmp_path, "record_manifestation")}
+
+    runs = Runs(tmp_path)
+    second_edition = {**X, "edition": "第2版", "year": "2015", "isbn": None}
+    runs([book("A:1", **second_edition), book("B:1", **X), book("C:1", **X), book("D:1", **X)])
+    before = work_ids()
+    assert before["A:1"] == before["B:1"] and runs.ids["A:1"] != runs.ids["B:1"]  # two editions, one work
+    runs([book("A:1", **{**second_edition, "authors": ("李明",)}), book("B:1", **X), book("C:1", **X), book("D:1", **X)])
+    after = work_ids()
+    # B:1–D:1, a manifestation the run kept as it was, count as three records against A:1's one
+    assert json.loads((tmp_path / "state.json").read_text())["carried_manifestations"] == 1
+    assert after["B:1"] == after["C:1"] == after["D:1"] == before["B:1"] != after["A:1"]
+
+
 def test_a_component_split_before_and_untouched_is_split_as_it_was(tmp_path):
     # C:1 (no edition) scores as a match with both editions: one component, split by the veto
     editions = [book("A:1", "宋代史", edition="第2版", isbn=None), book("B:1", "宋代史", edition="第3版", isbn=None),
