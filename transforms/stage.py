@@ -137,7 +137,8 @@ class _Replay:
 
     Rows are kept in columns, converted to Arrow every `BATCH_ROWS` rows, so a
     library of a million records costs Arrow's bytes, not a million dicts; a
-    replaced or deleted row is only marked, and left out when the table is cut.
+    replaced or deleted row is dropped from `position` (each key's live row) and left out when
+    the table is cut.
     """
 
     BATCH_ROWS = 50_000
@@ -154,7 +155,6 @@ class _Replay:
         self.known_run_ids: list[str] = []  # run id of each reused row, in order
         self.position: dict[str, int] = {}  # record_key → row number of its live version
         self.origin: dict[str, Path] = {}
-        self.superseded: set[int] = set()
         self.holdings: dict[str, list[tuple]] = {}  # record_key → holding rows (_HOLDING_COLUMNS)
         self.by_oai_identifier: dict[str, str] = {}
         self.quarantine: list[dict] = []
@@ -169,7 +169,7 @@ class _Replay:
         elif isinstance(result, Tombstone):
             key = self.by_oai_identifier.pop(result.oai_identifier, None)
             if key is not None and key in self.position:
-                self.superseded.add(self.position.pop(key))
+                del self.position[key]
                 self.holdings.pop(key, None)
                 self.deleted += 1
         elif isinstance(result, HoldingsRecord):
@@ -207,7 +207,6 @@ class _Replay:
         """Make the next row the live version of `key`."""
         previous = self.position.get(key)
         if previous is not None:
-            self.superseded.add(previous)
             if self.origin[key] == path:  # the same id twice in one file: a real duplicate
                 self.reject(path, run_id, None, "duplicate_local_id", f"{key} appears again in {path.name}; the later record replaces this one", self._raw(previous))
             else:
@@ -232,31 +231,23 @@ class _Replay:
             column.clear()
 
     def records(self) -> pa.Table:
+        """The live rows in record key order, as the staging file is written (schema.LIBRARY_TABLES):
+        one take of the wide rows out of the read ones and the previous ones. (Taking the
+        reused rows out, then every row in replay order, then in key order to write them, took
+        1.85 s more for a 287,940-record library.)"""
         self._cut_batch()
         table = pa.Table.from_batches(self.batches, schema=schema.RECORDS)
         self.batches = []
-        if self.known_run_ids:  # reused rows after the read ones, then every row in replay order
-            known = self.previous.records.take(pa.array([-1 - s for s in self.source if s < 0], pa.int64()))
-            run_id = schema.RECORDS.get_field_index("run_id")
-            known = known.set_column(run_id, schema.RECORDS.field(run_id), pa.array(self.known_run_ids, pa.string()))
-            table = pa.concat_tables([table, known]).take(pa.array(self._replay_order(), pa.int64()))
-        if self.superseded:
-            live = [True] * self.rows
-            for row in self.superseded:
-                live[row] = False
-            table = table.filter(pa.array(live))
-        return table
-
-    def _replay_order(self) -> list[int]:
-        """Each row's place in the read rows followed by the reused ones."""
-        order, reused = [], self.read_rows
-        for source in self.source:
-            if source >= 0:
-                order.append(source)
-            else:
-                order.append(reused)
-                reused += 1
-        return order
+        live = [self.position[key] for key in sorted(self.position)]  # str order is UTF-8 byte order, as Arrow's
+        sources = [self.source[row] for row in live]
+        if not self.known_run_ids:
+            return table.take(pa.array(sources, pa.int64()))
+        read_run_ids, known = table.column("run_id").to_pylist(), iter(self.known_run_ids)
+        run_ids = [next(known) if source < 0 else read_run_ids[source] for source in self.source]  # in replay order
+        order = [source if source >= 0 else self.read_rows - 1 - source for source in sources]
+        table = pa.concat_tables([table, self.previous.records]).take(pa.array(order, pa.int64()))
+        run_id = schema.RECORDS.get_field_index("run_id")
+        return table.set_column(run_id, schema.RECORDS.field(run_id), pa.array([run_ids[row] for row in live], pa.string()))
 
     def holdings_table(self) -> pa.Table:
         keys = [key for key, rows in self.holdings.items() for _ in rows]

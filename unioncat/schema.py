@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -116,10 +117,12 @@ def write_library_table(path: Path, table: pa.Table, table_name: str) -> int:
     written by `write_table`."""
     table_schema, order = LIBRARY_TABLES[table_name]
     indices = pc.sort_indices(table, sort_keys=[(column, "ascending") for column in order])
+    in_order = pc.all(pc.equal(indices, pa.array(np.arange(len(indices), dtype=np.uint64)))).as_py() is not False
 
     def batches():  # of ROW_GROUP_ROWS rows, as from a DuckDB reader; one in memory at a time
         for start in range(0, len(indices), ROW_GROUP_ROWS):
-            yield from table.take(indices.slice(start, ROW_GROUP_ROWS)).combine_chunks().to_batches()
+            rows = table.slice(start, ROW_GROUP_ROWS) if in_order else table.take(indices.slice(start, ROW_GROUP_ROWS))
+            yield from rows.combine_chunks().to_batches()
 
     return write_table(path, batches(), table_schema, table_name)
 
