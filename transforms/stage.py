@@ -232,9 +232,9 @@ class _Replay:
 
     def records(self) -> pa.Table:
         """The live rows in record key order, as the staging file is written (schema.LIBRARY_TABLES):
-        one take of the wide rows out of the read ones and the previous ones. (Taking the
-        reused rows out, then every row in replay order, then in key order to write them, took
-        1.85 s more for a 287,940-record library.)"""
+        one take of the wide rows out of the read ones and the previous ones. (Three takes, the
+        reused rows out, every row in replay order, then in key order to write them: 5.4 s
+        against 4.4 s for a 287,940-record library whose rows were all reused, median of 5.)"""
         self._cut_batch()
         table = pa.Table.from_batches(self.batches, schema=schema.RECORDS)
         self.batches = []

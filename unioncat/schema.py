@@ -117,7 +117,8 @@ def write_library_table(path: Path, table: pa.Table, table_name: str) -> int:
     written by `write_table`."""
     table_schema, order = LIBRARY_TABLES[table_name]
     indices = pc.sort_indices(table, sort_keys=[(column, "ascending") for column in order])
-    in_order = pc.all(pc.equal(indices, pa.array(np.arange(len(indices), dtype=np.uint64)))).as_py() is not False
+    # the transform hands its records over in order: written as they are, not taken again
+    in_order = not len(indices) or pc.all(pc.equal(indices, pa.array(np.arange(len(indices), dtype=np.uint64)))).as_py()
 
     def batches():  # of ROW_GROUP_ROWS rows, as from a DuckDB reader; one in memory at a time
         for start in range(0, len(indices), ROW_GROUP_ROWS):
