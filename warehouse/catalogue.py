@@ -57,12 +57,12 @@ def sql_fingerprint() -> str:
 
 
 def build(snapshot_dir: Path, parent: Path | None = None, parent_catalogue: dict | None = None,
-          changed_files: list[str] = (), removed_files: list[str] = (), changed_keys: dict[str, Path] | None = None) -> dict:
+          changed_files: list[str] = (), removed_files: list[str] = (), changed_keys: dict[str, str] | None = None) -> dict:
     """Build `snapshot_dir/catalogue.duckdb`. With `parent` (its manifest's `catalogue` entry in
     `parent_catalogue`), copy the parent's and apply the snapshot files written anew
     (`changed_files`) or gone (`removed_files`), names relative to the snapshot; `changed_keys`:
-    keyed table → a file of the keys of the only rows its snapshot file changed from the
-    parent's (dedup's lineage), which spares comparing the two. Returns this catalogue's
+    keyed table → a SQL relation (paths relative to the snapshot) of the keys of the only rows
+    its snapshot file changed from the parent's (dedup's lineage), which spares comparing the two. Returns this catalogue's
     manifest entry: the SQL fingerprint and how many copies in a row led to it."""
     path = snapshot_dir / CATALOGUE
     path.unlink(missing_ok=True)
@@ -101,7 +101,7 @@ def _table(file_name: str) -> tuple[str, str | None]:
 
 
 def _bring_up_to_date(con: duckdb.DuckDBPyConnection, changed_files: list[str], removed_files: list[str],
-                      changed_keys: dict[str, Path]) -> None:
+                      changed_keys: dict[str, str]) -> None:
     tables = {name for (name,) in con.execute("select table_name from duckdb_tables() where schema_name = 'main'").fetchall()}
     deleted: dict[str, list[str]] = {}  # per-library table → libraries whose rows go
     inserted: dict[str, list[str]] = {}  # per-library table → files whose rows come in
@@ -212,7 +212,7 @@ def _same_columns(con: duckdb.DuckDBPyConnection, table: str, file_name: str) ->
     return file_columns == _columns(con, table)
 
 
-def _find_changed_rows(con: duckdb.DuckDBPyConnection, table: str, changed_keys: Path | None) -> None:
+def _find_changed_rows(con: duckdb.DuckDBPyConnection, table: str, changed_keys: str | None) -> None:
     """`{table}_fresh`: the rows of the table's snapshot file that the table lacks or holds
     otherwise, and `{table}_gone`: the keys of the rows the file no longer has as they are
     (`_apply_changed_rows` deletes the second, inserts the first). Given the keys of the rows
@@ -223,7 +223,7 @@ def _find_changed_rows(con: duckdb.DuckDBPyConnection, table: str, changed_keys:
     keys = ", ".join(key_columns)
     if changed_keys is not None:
         con.execute(f"""
-            create temp table {table}_gone as select distinct {keys} from read_parquet('{changed_keys}');
+            create temp table {table}_gone as select distinct {keys} from {changed_keys};
             create temp table {table}_fresh as select n.* from read_parquet('{table}.parquet') n semi join {table}_gone using ({keys});
         """)
         return

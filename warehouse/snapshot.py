@@ -257,8 +257,8 @@ def _write_holdings_distribution(writer: SnapshotWriter, libraries_fingerprint: 
 def _dedup_lineage(state: dict, writer: SnapshotWriter) -> bool:
     """Whether the one dedup run that wrote this snapshot's dedup tables carried its ids from the
     parent snapshot's: its `changes.parquet` is then this snapshot's (warehouse.changes would
-    compute the same rows, reading every record of both) and its `record_changes.parquet` lists
-    the `record_manifestation` rows the catalogue must replace. `state`: dedup's state.json."""
+    compute the same rows, reading every record of both), which with its `record_changes.parquet`
+    lists the rows the catalogue must replace (`_changed_keys`). `state`: dedup's state.json."""
     previous, outputs = state.get("previous_outputs"), state.get("outputs")
     if not previous or not outputs:
         return False
@@ -269,12 +269,17 @@ def _dedup_lineage(state: dict, writer: SnapshotWriter) -> bool:
     return True
 
 
-def _record_changes(settings: Settings, state: dict) -> dict[str, Path]:
-    """table → the file of the keys of its rows dedup's last run (`state`) changed, when that run wrote it."""
+def _changed_keys(settings: Settings, state: dict) -> dict[str, str]:
+    """Keyed table → a SQL relation of the keys of the only rows dedup's last run (`state`)
+    changed in it, given the lineage (`_dedup_lineage`): the manifestations' from this
+    snapshot's changes (their new ids, and the old ids gone or updated), `record_manifestation`'s
+    from the run's `record_changes.parquet` when that run wrote it."""
+    keys = {"manifestations": "(select manifestation_id from read_parquet('changes.parquet') where manifestation_id is not null "
+                              "union select old_manifestation_id from read_parquet('changes.parquet') where old_manifestation_id is not null)"}
     path = settings.dedup_dir / RECORD_CHANGES
     if path.is_file() and (pq.read_schema(path).metadata or {}).get(DEDUP_RUN_TAG) == str(state.get("run")).encode():
-        return {"record_manifestation": path}
-    return {}
+        keys["record_manifestation"] = f"read_parquet('{path}')"
+    return keys
 
 
 def _libraries_fingerprint(libraries: pa.Table) -> str:
@@ -347,7 +352,7 @@ def build_snapshot(settings: Settings, libraries: list[Library]) -> PublishSumma
             build, parent, parent_manifest.get("catalogue"),
             changed_files=[name for name in writer.files if name not in writer.reused],
             removed_files=[name for name in parent_manifest.get("files", {}) if name not in writer.files],
-            changed_keys=_record_changes(settings, dedup_state) if lineage else {})
+            changed_keys=_changed_keys(settings, dedup_state) if lineage else {})
         _crash_point("catalogue")
         write_report(build, snapshot_id, parent)
         created_at = harvest_state.now_iso()
