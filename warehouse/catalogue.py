@@ -10,7 +10,8 @@ up to date. At 11M records a fresh build loads every record again; a copy change
   them get the new run id (a re-harvested file drop delivers every record anew, most of them
   as they were); a table of keyed rows written whole
   (`KEYED_TABLES`: dedup's, the holdings distribution) loses the rows the file no longer has
-  and gains the rows it has anew, compared whole (most rows of a run are the previous run's);
+  and gains the rows it has anew, compared whole (most rows of a run are the previous run's)
+  or, for `record_manifestation` and `manifestations`, as dedup's lineage lists them;
 - the derived tables a copy keeps (`KEPT_DERIVED`): the `search_index` terms of the
   manifestations whose row changed, the `isbn_index` rows of the manifestations whose records
   changed or moved, the `library_pairs` counts of the manifestations whose holders changed;
@@ -62,8 +63,9 @@ def build(snapshot_dir: Path, parent: Path | None = None, parent_catalogue: dict
     `parent_catalogue`), copy the parent's and apply the snapshot files written anew
     (`changed_files`) or gone (`removed_files`), names relative to the snapshot; `changed_keys`:
     keyed table → a SQL relation (paths relative to the snapshot) of the keys of the only rows
-    its snapshot file changed from the parent's (dedup's lineage), which spares comparing the two. Returns this catalogue's
-    manifest entry: the SQL fingerprint and how many copies in a row led to it."""
+    its snapshot file changed from the parent's (dedup's lineage), which spares comparing the
+    two. Returns this catalogue's manifest entry: the SQL fingerprint and how many copies in a
+    row led to it."""
     path = snapshot_dir / CATALOGUE
     path.unlink(missing_ok=True)
     fingerprint = sql_fingerprint()
