@@ -1,7 +1,7 @@
 """Scale: the whole pipeline on a generated province of N records, full rebuild and a 1% incremental run.
 
     uv run python bench/scale.py --records N [--seed S] [--cache DIR] [--keep] [--baseline-sample M]
-                                 [--memory-cap-gb G] [--skip-baseline] [--skip-incremental]
+                                 [--memory-cap-gb G] [--skip-baseline] [--skip-incremental] [--keep-states DIR]
 
 1. Generate (unioncat.scale; cached by N and seed in --cache, default the system temp folder's
    unioncat-bench/scale, outside the repo): ~100 libraries' ISO 2709 drops, truth.csv, sources.toml.
@@ -12,6 +12,10 @@
    rewrites its files with records modified and deleted, and drops a file of new books; their
    folders are copied out of the cache first, the others stay links to it), then the same four
    stages without --full. Each run starts on a settled disk (`settle_disk`, timed apart).
+   --keep-states DIR keeps the data dir as the incremental dedup and publish found it
+   (`DIR/before-dedup`, `DIR/before-publish`, hard links, outside the stages' timing), for
+   `bench/replay.py` to run one stage again on it: an A/B of two versions of the code on the
+   same state, without the whole bench.
 Per stage: wall seconds, records/s, peak RSS of the stage's process tree (sampled from /proc
 every 0.1 s: the transform's two workers count together) and the largest single process
 (ru_maxrss), CPU seconds (user + system of the stage's processes: on a shared machine the wall
@@ -380,9 +384,20 @@ def settle_disk(label: str) -> float:
     return seconds
 
 
-def pipeline_run(sources: Path, data: Path, full: bool, cap: int, label: str) -> dict:
+def keep_state(data: Path, sources: Path, target: Path) -> None:
+    """The data dir as a stage finds it, hard-linked into `target` (the stages replace files,
+    never write into them), with the sources file the run read."""
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(data, target, symlinks=True, copy_function=os.link, ignore=shutil.ignore_patterns(".spill"))
+    (target / "sources.toml").unlink(missing_ok=True)  # a link into the state copied: not written through
+    shutil.copy2(sources, target / "sources.toml")
+
+
+def pipeline_run(sources: Path, data: Path, full: bool, cap: int, label: str, keep_states: Path | None = None) -> dict:
     stages = {}
     for stage in STAGES:
+        if keep_states is not None and stage in ("dedup", "publish"):
+            keep_state(data, sources, keep_states / f"before-{stage}")
         args = ["--stage", stage, "--sources", str(sources), "--data", str(data)] + (["--full"] if full else [])
         stages[stage] = child(args, cap, f"{label} {stage}")
         if "error" in stages[stage]:
@@ -400,6 +415,8 @@ def main() -> None:
     parser.add_argument("--memory-cap-gb", type=float, default=16.0, help="stop a stage whose processes pass this")
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--skip-incremental", action="store_true")
+    parser.add_argument("--keep-states", type=Path, help="keep the data dir as the incremental dedup and publish find it, "
+                        "in DIR/before-dedup and DIR/before-publish, for bench/replay.py")
     args = parser.parse_args()
     cap = int(args.memory_cap_gb * GIB)
 
@@ -430,7 +447,7 @@ def main() -> None:
             print(f"  changes: {change.modified:,} modified, {change.deleted:,} deleted, {change.added:,} added "
                   f"in {len(change.libraries)} libraries", flush=True)
             report["settle_seconds"]["incremental"] = settle_disk("incremental")
-            report["incremental"] = pipeline_run(drops / "sources.toml", data, False, cap, "incremental")
+            report["incremental"] = pipeline_run(drops / "sources.toml", data, False, cap, "incremental", args.keep_states)
             if all("error" not in s for s in report["incremental"].values()):
                 report["quality"]["incremental"] = quality(data, drops / "truth.csv")
         if not args.skip_baseline:
