@@ -387,7 +387,10 @@ def settle_disk(label: str) -> float:
 def keep_state(data: Path, sources: Path, target: Path) -> None:
     """The data dir as a stage finds it, hard-linked into `target` (the stages replace files,
     never write into them), with the sources file the run read."""
-    shutil.rmtree(target, ignore_errors=True)
+    from warehouse.locks import remove_tree
+
+    if target.exists():
+        remove_tree(target)  # its snapshots are frozen (read-only folders)
     shutil.copytree(data, target, symlinks=True, copy_function=os.link, ignore=shutil.ignore_patterns(".spill"))
     (target / "sources.toml").unlink(missing_ok=True)  # a link into the state copied: not written through
     shutil.copy2(sources, target / "sources.toml")

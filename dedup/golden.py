@@ -31,8 +31,9 @@ def _present(column: str, prefix: str = "") -> str:
 
 def build_golden(con: duckdb.DuckDBPyConnection, levels: dict[str, str], carried: str | None = None) -> None:
     """`golden(cluster, <golden fields>, isbn, golden_record_key, first_record_key, n_records,
-    n_libraries)` from `clusters(rid, cluster)`, `match_records` and the input rows `dedup_input`.
-    `carried`: golden rows (same columns) of clusters kept from the previous run, taken as they are."""
+    n_libraries)` from `open_records(rid, cluster)` (the records of the clusters not carried),
+    `match_records` and the input rows `dedup_input`. `carried`: golden rows (same columns) of
+    the clusters kept from the previous run, taken as they are."""
     con.register("library_levels_arrow", pa.table({
         "library_id": pa.array(list(levels), pa.string()),
         "level_rank": pa.array([LEVEL_RANK.get(level, 9) for level in levels.values()], pa.int32()),
@@ -46,11 +47,10 @@ def build_golden(con: duckdb.DuckDBPyConnection, levels: dict[str, str], carried
         select c.cluster, s.record_key, s.library_id, s.isbn, {fields},
                row_number() over (partition by c.cluster
                                   order by coalesce(l.level_rank, 9), {completeness} desc, s.record_key) as golden_rank
-        from clusters c
+        from open_records c
         join match_records m using (rid)
         join dedup_input s on s.record_key = m.record_key
         left join library_levels l on l.library_id = s.library_id
-        {f"where c.cluster not in (select cluster from {carried})" if carried else ""}
     """)
     fallback = ",\n".join(
         f"arg_min({f}, golden_rank) filter (where {_present(f)}) as {f}"

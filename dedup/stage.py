@@ -168,6 +168,7 @@ def run(con: duckdb.DuckDBPyConnection, out: Path, levels: dict[str, str], *, fu
     _write_node_cache(con, out, run_number)
     nodes.record_clusters(con)
     carried = _carry_clusters(con, out) if incremental else _carry_nothing(con)
+    _open_records(con)
     phases.done("clustering")
     golden.build_golden(con, levels, carried="carried_golden" if incremental else None)
     con.execute("drop table if exists carried_golden")
@@ -421,6 +422,12 @@ def _carry_clusters(con: duckdb.DuckDBPyConnection, out: Path) -> int:
     return con.sql("select count(*) from carried_clusters").fetchall()[0][0]
 
 
+def _open_records(con: duckdb.DuckDBPyConnection) -> None:
+    """`open_records(rid, cluster)`: the records of the clusters not carried, whose golden
+    records, ids and strongest links this run computes (golden, `_assign_ids`, `_write_outputs`)."""
+    con.execute("create or replace temp table open_records as select c.rid, c.cluster from clusters c anti join carried_clusters using (cluster)")
+
+
 # ---- ids ---------------------------------------------------------------------------------------
 
 def _assign_ids(con: duckdb.DuckDBPyConnection, out: Path, run_number: int) -> None:
@@ -437,11 +444,9 @@ def _assign_ids(con: duckdb.DuckDBPyConnection, out: Path, run_number: int) -> N
     con.execute("""
         -- carried clusters keep their ids: only the others' are carried here
         create or replace temp table manifestation_groups as
-        select c.rid as item, g.first_record_key as grp, 1 as records
-        from clusters c join golden g using (cluster)
-        where c.cluster not in (select cluster from carried_clusters);
+        select o.rid as item, g.first_record_key as grp, 1 as records from open_records o join golden g using (cluster);
         create or replace temp table work_groups as
-        select m.item, w.grp, 1 as records from manifestation_groups m join clusters c on c.rid = m.item join cluster_work w using (cluster)
+        select o.rid as item, w.grp, 1 as records from open_records o join cluster_work w using (cluster)
         union all
         select cc.cluster, w.grp, g.n_records from carried_clusters cc join cluster_work w using (cluster) join golden g using (cluster);
         create or replace temp table previous_manifestation as
@@ -503,8 +508,8 @@ def _write_record_manifestation(con: duckdb.DuckDBPyConnection, out: Path, chang
     """`record_manifestation.parquet` from the previous run's file (dedup.merge): a record of a
     carried cluster keeps its row, with its new work id if it has one; the records of the other
     clusters have their rows computed again (`moved_works`: the carried clusters whose work id
-    changed). The merge runs ahead in a thread while the rows are written. `changed` gains the keys of the rows that are new, not the previous run's or
-    gone (None on a first run)."""
+    changed). The merge runs ahead in a thread while the rows are written. `changed` gains the
+    keys of the rows that are new, not the previous run's or gone (None on a first run)."""
     updates = con.sql("""
         select p.record_key, m.work_id from moved_works m join clusters c using (cluster) join previous_links p using (rid)
     """).to_arrow_table()
@@ -588,7 +593,6 @@ def _write_outputs(con: duckdb.DuckDBPyConnection, out: Path, run_number: int) -
         left join carried_clusters cc using (cluster)
     """)
     # the strongest link of each record of a cluster not carried (carried ones keep theirs)
-    con.execute("create or replace temp table open_records as select c.rid, c.cluster from clusters c anti join carried_clusters using (cluster)")
     nodes.record_links(con, "open_records")
     con.execute(f"""
         create or replace temp table strongest_link as
