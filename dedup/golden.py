@@ -10,6 +10,7 @@ does not become the catalogue's.
 from __future__ import annotations
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from dedup.clustering import components, int_column
@@ -115,7 +116,7 @@ def build_works(con: duckdb.DuckDBPyConnection) -> None:
     edges = con.sql("select node, key_node from work_links").to_arrow_table()
     roots = components(n + keys, int_column(edges, "node"), int_column(edges, "key_node"))
     del edges
-    con.register("work_roots_arrow", pa.table({"node": pa.array(range(n), pa.int32()),
+    con.register("work_roots_arrow", pa.table({"node": pa.array(np.arange(n, dtype=np.int32)),
                                                "root": pa.array(roots[:n], pa.int32())}))
     con.execute("""
         create or replace temp table cluster_work as

@@ -153,15 +153,21 @@ def test_names_titles_and_numbers():
 
 def test_components_equal_networkx_connected_components():
     rng = random.Random(7)
-    for _ in range(20):
-        n = rng.randint(1, 60)
-        edges = [(rng.randrange(n), rng.randrange(n)) for _ in range(rng.randint(0, 80))]
+    graphs = [(n, [(rng.randrange(n), rng.randrange(n)) for _ in range(rng.randint(0, 80))])
+              for n in (rng.randint(1, 60) for _ in range(20))]
+    # sparse graphs of long chains, numbered at random: many rounds of hooking
+    for n in (500, 3000):
+        labels = list(range(n))
+        rng.shuffle(labels)
+        graphs.append((n, [(labels[i], labels[i + 1]) for i in range(n - 1) if rng.random() < 0.9]))
+    graphs.append((6, [(5, 1), (1, 4), (4, 0), (2, 2)]))
+    for n, edges in graphs:
         roots = components(n, [a for a, _ in edges], [b for _, b in edges])
         graph = nx.Graph()
         graph.add_nodes_from(range(n))
         graph.add_edges_from(edges)
         expected = {node: min(part) for part in nx.connected_components(graph) for node in part}
-        assert roots == [expected[node] for node in range(n)]
+        assert roots.tolist() == [expected[node] for node in range(n)]
 
 
 @settings(max_examples=60, deadline=None)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Iterable
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 
@@ -56,29 +57,60 @@ def write_parquet(path: Path, table: pa.Table, **options) -> None:
 def write_parquet_batches(path: Path, batches: Iterable[pa.RecordBatch], schema: pa.Schema, *,
                           row_group_size: int, **options) -> int:
     """Write record batches as they come (never the whole table in memory), in row groups of
-    `row_group_size` rows, each batch cast to `schema`; returns the number of rows."""
+    `row_group_size` rows, each batch cast to `schema`; returns the number of rows. Unless the
+    options say otherwise, only the columns of few values are dictionary-encoded
+    (`few_valued_columns` of the first row group)."""
     temp = _temp_path(path)
     rows = 0
+    writer: pq.ParquetWriter | None = None
+
+    def write(table: pa.Table) -> None:
+        nonlocal writer
+        if writer is None:
+            writer = pq.ParquetWriter(temp, schema, compression="zstd",
+                                      **{"use_dictionary": few_valued_columns(table), **options})
+        writer.write_table(table, row_group_size=row_group_size)
+
     try:
-        with pq.ParquetWriter(temp, schema, compression="zstd", **options) as writer:
-            pending: list[pa.Table] = []
-            size = 0
-            for batch in batches:
-                pending.append(pa.Table.from_batches([batch]).select(schema.names).cast(schema))
-                size += batch.num_rows
-                while size >= row_group_size:
-                    table = pa.concat_tables(pending)
-                    # one chunk per row group: the pages, hence the bytes, do not depend on how the rows came in batches
-                    writer.write_table(table.slice(0, row_group_size).combine_chunks(), row_group_size=row_group_size)
-                    pending, size = [table.slice(row_group_size)], size - row_group_size
-                    rows += row_group_size
-            if size or not rows:  # an empty file still has its (empty) row group, as pq.write_table writes it
-                writer.write_table(pa.concat_tables(pending).combine_chunks() if pending else schema.empty_table(), row_group_size=row_group_size)
-                rows += size
+        pending: list[pa.Table] = []
+        size = 0
+        for batch in batches:
+            pending.append(pa.Table.from_batches([batch]).select(schema.names).cast(schema))
+            size += batch.num_rows
+            while size >= row_group_size:
+                table = pa.concat_tables(pending)
+                # one chunk per row group: the pages, hence the bytes, do not depend on how the rows came in batches
+                write(table.slice(0, row_group_size).combine_chunks())
+                pending, size = [table.slice(row_group_size)], size - row_group_size
+                rows += row_group_size
+        if size or not rows:  # an empty file still has its (empty) row group, as pq.write_table writes it
+            write(pa.concat_tables(pending).combine_chunks() if pending else schema.empty_table())
+            rows += size
+        writer.close()
         os.replace(temp, path)
     finally:
+        if writer is not None and writer.is_open:
+            writer.close()
         temp.unlink(missing_ok=True)
     return rows
+
+
+def few_valued_columns(table: pa.Table, share: float = 0.1) -> list[str]:
+    """The Parquet columns (of lists: their values) with at most `share` as many distinct values as
+    values in `table`, binary ones aside. Only those gain from a dictionary: on a column of
+    mostly distinct values (record keys, ids) the writer fills one, finds it too large and falls
+    back to plain, which made writing 11.27M `record_manifestation` rows take 5.7 s instead of
+    4.7 s. Decided on the rows alone, so the same rows give the same bytes."""
+    paths = []
+    for field in table.schema:
+        column, type_, path = table.column(field.name), field.type, field.name
+        while pa.types.is_list(type_):
+            column, type_, path = pc.list_flatten(column), type_.value_type, f"{path}.list.element"  # the Parquet leaf
+        if pa.types.is_binary(type_) or pa.types.is_large_binary(type_):
+            continue
+        if pc.count_distinct(column, mode="all").as_py() <= share * max(len(column), 1):
+            paths.append(path)
+    return paths
 
 
 def sha256_file(path: Path) -> str:

@@ -69,7 +69,7 @@ from warehouse.catalogue import CATALOGUE
 MANIFEST = "manifest.json"
 REPORT = "report.html"
 # Bump when the layout or writer options change: files built by another writer are not reused.
-WRITER_VERSION = "3"
+WRITER_VERSION = "4"
 
 # Dedup's outputs, sorted by the column lookups filter on (dedup writes them so, with
 # schema.write_table: they are linked as they are).
