@@ -1,9 +1,12 @@
 """File drops: ISO 2709 / MARCXML files a library puts in a folder.
 
 Incremental by checksum: a file whose bytes did not change since the last
-harvest is not landed again. The catalogue is the latest landed copy of each
-file currently in the drop, so a file that disappears from the drop takes its
-records out of the catalogue.
+harvest is not landed again. A file whose size, modification time (ns) and
+inode are those it had when last harvested is taken as unchanged without being
+read (rsync's quick check: at 11.27M records the drops hold 5.6 GB, which took
+~10 s to read and hash on every run); `--full` reads and lands every file. The
+catalogue is the latest landed copy of each file currently in the drop, so a
+file that disappears from the drop takes its records out of the catalogue.
 """
 
 from __future__ import annotations
@@ -29,6 +32,15 @@ def drop_files(library: Library) -> list[Path]:
     return sorted(p for p in endpoint.iterdir() if p.is_file() and p.suffix.lower() in CATALOGUE_SUFFIXES)
 
 
+def drop_file_version(library: Library, path: Path) -> list[int]:
+    """[size, mtime_ns, inode] of a drop file; a file that vanished is a retryable failure."""
+    try:
+        stat = path.stat()
+    except OSError as error:
+        raise RetryableHarvestError(library.id, f"drop file {path.name} cannot be read: {error.strerror or error}") from None
+    return [stat.st_size, stat.st_mtime_ns, stat.st_ino]
+
+
 def read_drop_file(library: Library, path: Path, max_bytes: int) -> bytes:
     """The file's bytes; a file that vanished or cannot be read (being replaced, permissions) is a
     retryable failure of the library, one beyond `max_bytes` a terminal one."""
@@ -48,13 +60,18 @@ def harvest(settings: Settings, library: Library, run_id: str, *, full: bool = F
     current: dict = {}
     unchanged = 0
     for path in drop_files(library):
-        data = read_drop_file(library, path, max_bytes)
-        digest = hashlib.sha256(data).hexdigest()
-        if previous.get(path.name, {}).get("sha256") == digest:
-            current[path.name] = previous[path.name]
+        version, known = drop_file_version(library, path), previous.get(path.name, {})
+        if known.get("version") == version:
+            current[path.name] = known
             unchanged += 1
             continue
-        current[path.name] = {"sha256": digest, "page": run.land(path.name, data)}
+        data = read_drop_file(library, path, max_bytes)
+        digest = hashlib.sha256(data).hexdigest()
+        if known.get("sha256") == digest:
+            current[path.name] = {**known, "version": version}
+            unchanged += 1
+            continue
+        current[path.name] = {"sha256": digest, "version": version, "page": run.land(path.name, data)}
     removed = len(set(previous) - set(current))
     run.finish([entry["page"] for _, entry in sorted(current.items())], files=current)
     return HarvestResult(library.id, run_id, pages=len(current) - unchanged, deleted=removed, unchanged=unchanged, bytes=run.bytes_landed)

@@ -308,3 +308,24 @@ def test_a_drop_file_caught_half_written_is_quarantined_then_complete_on_the_nex
     files.harvest(settings, library, "run2")
     complete = transform_library(settings, library)
     assert complete.records == len(SERVED) and complete.quarantined == 0
+
+
+def test_a_drop_file_unchanged_on_disk_is_not_read_again_and_a_rewritten_one_is(settings, tmp_path, monkeypatch):
+    library = _file_library(tmp_path)
+    drop = tmp_path / "drop" / "catalogue.mrc"
+    drop.write_bytes(LOC_FILE.read_bytes())
+    files.harvest(settings, library, "run1")
+    read = []
+    real_read = files.read_drop_file
+    monkeypatch.setattr(files, "read_drop_file", lambda *args: read.append(args[1].name) or real_read(*args))
+    quiet = files.harvest(settings, library, "run2")
+    assert (read, quiet.pages, quiet.unchanged) == ([], 0, 1)
+    drop.write_bytes(LOC_FILE.read_bytes())  # the same bytes again: read, found equal, not landed
+    again = files.harvest(settings, library, "run3")
+    assert (read, again.pages, again.unchanged) == (["catalogue.mrc"], 0, 1)
+    changed = bytearray(LOC_FILE.read_bytes())
+    changed[-2] ^= 1  # same size, another byte
+    drop.write_bytes(bytes(changed))
+    landed = files.harvest(settings, library, "run4")
+    assert (read, landed.pages) == (["catalogue.mrc", "catalogue.mrc"], 1)
+    assert files.harvest(settings, library, "run5", full=True).pages == 1  # --full reads and lands every file
