@@ -520,10 +520,8 @@ def _write_record_manifestation(con: duckdb.DuckDBPyConnection, out: Path, chang
         select m.record_key, m.library_id, substr(m.record_key, length(m.library_id) + 2) as local_id,
                ci.manifestation_id, ci.work_id, coalesce(l.rule, 'singleton') as match_rule, l.weight as match_score,
                l.other as matched_with, l.evidence as match_evidence
-        from match_records m
-        join clusters c using (rid) join cluster_ids ci using (cluster)
+        from open_records o join match_records m using (rid) join cluster_ids ci using (cluster)
         left join strongest_link l using (rid)
-        where not ci.carried
         order by m.rid
     """).to_arrow_reader(schema.ROW_GROUP_ROWS)
     path = out / "record_manifestation.parquet"
@@ -611,7 +609,7 @@ def _write_outputs(con: duckdb.DuckDBPyConnection, out: Path, run_number: int) -
         from best b
         join record_links p on p.rid_a = least(b.rid, b.other) and p.rid_b = greatest(b.rid, b.other)
         join match_records m on m.rid = b.other;
-        drop table open_records; drop table record_links;
+        drop table record_links;
     """)
     # carried clusters whose work id changed: the records of a carried cluster had one
     # manifestation, hence one work, and its first record's row says which (comparing every
@@ -625,7 +623,7 @@ def _write_outputs(con: duckdb.DuckDBPyConnection, out: Path, run_number: int) -
     # a first run's table has nothing to be compared with: every row would be listed
     changed: list[pa.Array] | None = [] if con.sql("select count(*) from previous_links").fetchall()[0][0] else None
     counts["records"] = _write_record_manifestation(con, out, changed)
-    con.execute("drop table strongest_link")
+    con.execute("drop table strongest_link; drop table open_records")
     _write_record_changes(con, out, changed, run_number)
     # kept manifestations of clusters not carried: their rows are compared with the previous run's
     con.execute("""create or replace temp table kept_open as select manifestation_id from cluster_ids
