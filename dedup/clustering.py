@@ -29,7 +29,8 @@ def components(n: int, edges_a: Sequence[int], edges_b: Sequence[int]) -> np.nda
     different roots onto the smallest root it meets, then jumps pointers until every node points
     at its root. A node's parent is never larger than the node, so a root is its component's
     smallest member; each round hooks every root that is not a local minimum, so the rounds are
-    few (at 11.27M records a Python loop over the 3M accepted pairs took 3 s, this 0.2 s)."""
+    few (the 3.04M nodes and 1.25M accepted pairs of the 11.27M-record province: 0.93–1.0 s in a
+    Python loop, 0.40–0.52 s here)."""
     parent = np.arange(n, dtype=np.int64)
     a, b = np.asarray(edges_a, dtype=np.int64), np.asarray(edges_b, dtype=np.int64)
     while len(a):
