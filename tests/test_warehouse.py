@@ -180,12 +180,12 @@ def test_only_the_columns_of_few_values_are_dictionary_encoded(tmp_path):
     n = 2000
     rows = pa.table({"record_key": [f"ZJ001:{i:07d}" for i in range(n)], "library_id": ["ZJ001"] * n,
                      "clc": [["I247.5", "K820"][i % 2:] for i in range(n)], "isbn": [[f"978{i:010d}"] for i in range(n)],
-                     "raw": [b"x"] * n})
+                     "raw": [b"x"] * n, "place": [{"city": "杭州"}] * n})
     write_table(tmp_path / "t.parquet", rows, rows.schema, "t")
     group = pq.ParquetFile(tmp_path / "t.parquet").metadata.row_group(0)
     encoded = {group.column(i).path_in_schema.split(".")[0]: "RLE_DICTIONARY" in group.column(i).encodings
                for i in range(group.num_columns)}
-    assert encoded == {"record_key": False, "library_id": True, "clc": True, "isbn": False, "raw": False}
+    assert encoded == {"record_key": False, "library_id": True, "clc": True, "isbn": False, "raw": False, "place": False}
 
 
 def test_a_changed_library_alone_is_rewritten(inputs, tmp_path, monkeypatch):
