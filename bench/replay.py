@@ -1,7 +1,7 @@
 """Run one stage again on a state kept by `bench/scale.py --keep-states DIR`: an A/B of two
 versions of the code on the same data, without the whole bench.
 
-    uv run python bench/replay.py dedup DIR/before-dedup [--statements S] [--full]
+    uv run python bench/replay.py dedup DIR/before-dedup [--statements S] [--full | --same-matching]
     uv run python bench/replay.py publish DIR/before-publish [--statements S]
 
 The state is hard-linked into a temporary copy (the stages replace files, never write into
@@ -11,11 +11,18 @@ and with --statements S every DuckDB statement that took at least S seconds, in 
 query read as it is written counts where it is read). For an A/B, run the same command from
 two checkouts (`git worktree add`) one after the other, alternating: this VM's speed moves by
 10–35% over an hour, so compare runs made close together.
+
+A change to dedup's matching code (`dedup.rules.MATCHING_CODE`) changes the rules fingerprint,
+and dedup then throws its cached features, nodes and pairs away: the replay is a full run.
+`--same-matching` writes this checkout's fingerprint into the copy's state, so that a change
+that leaves the features, nodes and pairs as they were (how they are computed or held, not
+what they are) is replayed incrementally; on a change that alters them its figures are wrong.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 import sys
 import tempfile
@@ -30,9 +37,10 @@ import duckdb  # noqa: E402
 import warehouse.catalogue  # noqa: E402
 import warehouse.checks  # noqa: E402
 import warehouse.snapshot  # noqa: E402
+from dedup import rules  # noqa: E402
 from dedup.stage import deduplicate  # noqa: E402
 from scale import keep_state  # noqa: E402
-from unioncat import pipeline  # noqa: E402
+from unioncat import atomic, pipeline  # noqa: E402
 from unioncat.settings import Settings, duckdb_config  # noqa: E402
 from warehouse.locks import remove_tree  # noqa: E402
 
@@ -79,6 +87,15 @@ class _TimedDuckDB:
         return TimedConnection(duckdb.connect(*args, **kwargs))
 
 
+def adopt_matching_code(data: Path) -> None:
+    """The copy's dedup state with this checkout's rules fingerprint (`--same-matching`), written
+    as a new file: the kept state's, hard-linked into the copy, stays as it was."""
+    path = data / "dedup" / "state.json"
+    state = json.loads(path.read_text(encoding="utf-8"))
+    print(f"rules fingerprint {state.get('rules')} → {rules.fingerprint()} (--same-matching)")
+    atomic.write_json(path, {**state, "rules": rules.fingerprint()})
+
+
 def replay(stage: str, state: Path, full: bool) -> str:
     settings = Settings.resolve(state / "sources.toml", state)
     libraries = list(pipeline.registry(settings).enabled())
@@ -98,13 +115,21 @@ def main() -> None:
     parser.add_argument("state", type=Path, help="a folder bench/scale.py --keep-states wrote (before-dedup, before-publish)")
     parser.add_argument("--statements", type=float, metavar="S", help="list the DuckDB statements that took at least S seconds")
     parser.add_argument("--full", action="store_true", help="dedup: a full run rather than an incremental one")
+    parser.add_argument("--same-matching", action="store_true",
+                        help="dedup: write this checkout's rules fingerprint into the copy, so that a change to the "
+                             "matching code that leaves the features, nodes and pairs as they were replays incrementally "
+                             "(its figures are wrong for a change that alters them)")
     args = parser.parse_args()
+    if args.same_matching and (args.stage != "dedup" or args.full):
+        parser.error("--same-matching is for an incremental dedup replay")
     if not (args.state / "sources.toml").is_file():
         parser.error(f"{args.state} is not a kept state: no sources.toml in it (bench/scale.py --keep-states DIR writes them)")
     work = Path(tempfile.mkdtemp(prefix=f"unioncat-replay-{args.stage}-", dir=args.state.parent))
     try:
         copy = work / "data"
         keep_state(args.state, args.state / "sources.toml", copy)
+        if args.same_matching:
+            adopt_matching_code(copy)
         started, cpu = time.perf_counter(), time.process_time()
         line = replay(args.stage, copy, args.full)
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
