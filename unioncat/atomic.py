@@ -109,9 +109,19 @@ def few_valued_columns(table: pa.Table, share: float = 0.1) -> list[str]:
             column, type_, path = pc.list_flatten(column), type_.value_type, f"{path}.list.element"  # the Parquet leaf
         if pa.types.is_binary(type_) or pa.types.is_large_binary(type_) or pa.types.is_nested(type_):
             continue
-        if pc.count_distinct(column, mode="all").as_py() <= share * max(len(column), 1):
+        limit = share * max(len(column), 1)
+        # a prefix already holding too many distinct values settles it: counting a row group's
+        # every title or key cost as much as the dictionary saved on a library's records
+        if _distinct(column.slice(0, _PREFIX_VALUES)) <= limit and _distinct(column) <= limit:
             paths.append(path)
     return paths
+
+
+_PREFIX_VALUES = 16_384
+
+
+def _distinct(values: pa.ChunkedArray | pa.Array) -> int:
+    return pc.count_distinct(values, mode="all").as_py()
 
 
 def sha256_file(path: Path) -> str:
