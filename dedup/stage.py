@@ -13,7 +13,8 @@ Reads the staging Parquet of the libraries given; writes to `<data_dir>/dedup/`:
   scored as a match, with its field levels (answers "why are these together / apart?");
 - `match_records.parquet/<library_id>.parquet` (features and fingerprints, a file per library:
   a run rewrites the files of the libraries whose records changed only), `match_nodes.parquet`
-  (each node's keys and blocking features), `id_ledger.parquet` (every id ever issued and what
+  (each node's keys and blocking features), `twin_scores.parquet` (the score of each twin key's
+  own pair, dedup.nodes), `id_ledger.parquet` (every id ever issued and what
   became of it) and `state.json` (run number, rules fingerprint, the run that wrote each
   feature file), written last.
 An incremental run (the default when the rules, DuckDB and the libraries' levels are unchanged)
@@ -48,7 +49,7 @@ from unioncat.registry import Library
 from unioncat.settings import Settings, duckdb_config
 
 RUN_TAG = b"unioncat.dedup_run"
-CACHE_FILES = ("match_nodes.parquet", "match_evidence.parquet")
+CACHE_FILES = ("match_nodes.parquet", "match_evidence.parquet", "twin_scores.parquet")
 FEATURES = "match_records.parquet"  # a folder: <library_id>.parquet
 RECORD_CHANGES = "record_changes.parquet"
 OUTPUT_BATCH_ROWS = 256 * 1024
@@ -157,14 +158,16 @@ def run(con: duckdb.DuckDBPyConnection, out: Path, levels: dict[str, str], *, fu
     computed = build_match_records(con, previous={lib: str(_feature_file(out, lib)) for lib in feature_files} if incremental else None,
                                    unchanged_libraries=unchanged)
     records = con.sql("select count(*) from match_records").fetchall()[0][0]
-    node_count = nodes.build_nodes(con)
+    node_stats = nodes.build_nodes(con, str(out / "twin_scores.parquet") if incremental else None)
+    _write_cache(con, out, "twin_scores.parquet", "select * from twin_key_scores", run_number)
+    con.execute("drop table twin_key_scores")
     feature_files = _write_features(con, out, run_number, {lib: run for lib, run in feature_files.items() if lib in unchanged})
     drop_record_features(con)
     phases.done("features")
     matched = _match_incrementally(con, out) if incremental else _match_all(con)
     phases.done("matching")
     _previous_links(con, out)
-    stats = {"nodes": node_count, **clustering.cluster(con, untouched=_untouched_nodes(con) if incremental else None)}
+    stats = {**node_stats, **clustering.cluster(con, untouched=_untouched_nodes(con) if incremental else None)}
     _write_node_cache(con, out, run_number)
     nodes.record_clusters(con)
     carried = _carry_clusters(con, out) if incremental else _carry_nothing(con)

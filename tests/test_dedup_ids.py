@@ -232,6 +232,9 @@ def test_an_incremental_run_equals_a_full_rebuild(province, tmp_path):
     assert incremental.summary.features_computed == len(changed) + len(later)  # the others' are kept
     state = json.loads((tmp_path / "incremental" / "state.json").read_text())
     assert 0 < state["carried_manifestations"] < incremental.summary.manifestations  # most clusters are carried
+    # the twins' own pairs: only the twin keys new to this run are scored
+    full_state = json.loads((tmp_path / "full" / "state.json").read_text())
+    assert 0 < state["twin_keys_scored"] < full_state["twin_keys_scored"], (state["twin_keys_scored"], full_state["twin_keys_scored"])
     assert full.summary.features_computed == len(after)
     assert_same_outputs(tmp_path / "incremental", tmp_path / "full")
     # the rows publish replaces in the catalogue: exactly those that changed, however the run ran
