@@ -228,11 +228,10 @@ def _match_incrementally(con: duckdb.DuckDBPyConnection, out: Path) -> dict:
     unchanged nodes (their features, hence scores, are the same) while a block still proposes
     them."""
     con.execute(f"""
-        create or replace temp table previous_rids as
-        select record_key, (row_number() over (order by record_key) - 1)::integer as rid from read_parquet('{out / 'match_nodes.parquet'}');
+        -- a previous node's rid only tells it from the other previous nodes (blocking.block_positions)
         create or replace temp table previous_records as
-        select r.rid, p.* from read_parquet('{out / 'match_nodes.parquet'}') p join previous_rids r using (record_key);
-        drop table previous_rids;
+        select file_row_number::integer as rid, p.* exclude (file_row_number)
+        from read_parquet('{out / 'match_nodes.parquet'}', file_row_number = true) p;
         -- the first record's key too: it orders the node inside its blocks (blocking.WINDOW_ORDER)
         create or replace temp table changed_now as
             select m.* from match_nodes m anti join previous_records p using (node_key, fingerprint, record_key);
