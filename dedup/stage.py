@@ -324,16 +324,17 @@ def _feature_file(out: Path, library_id: str) -> Path:
 
 
 def _write_features(con: duckdb.DuckDBPyConnection, out: Path, run_number: int, kept: dict[str, int]) -> dict[str, int]:
-    """Write the features of every library but those in `kept` (library → the run that wrote its
-    file, left as it is) to `match_records.parquet/<library_id>.parquet`, and remove the files of
-    libraries that have no active record or are gone. Returns library → run of every file."""
+    """Write `written_features` (dedup.features: those of every library but those in `kept`,
+    library → the run that wrote its file, left as it is) to
+    `match_records.parquet/<library_id>.parquet`, and remove the files of libraries that have no
+    active record or are gone. Returns library → run of every file."""
     folder = out / FEATURES
     if folder.is_file():  # a single cache file of an older version
         folder.unlink()
     folder.mkdir(exist_ok=True)
     temp = out / ".match_records.tmp"
     shutil.rmtree(temp, ignore_errors=True)
-    con.execute(f"copy (select * from record_features where not list_contains({sql_strings(kept)}::varchar[], library_id)) to '{temp}' "
+    con.execute(f"copy (select * from written_features) to '{temp}' "
                 f"({_cache_options(run_number)}, partition_by (library_id), write_partition_columns true)")
     written = {}
     for part in temp.glob("library_id=*"):

@@ -13,6 +13,7 @@ import pytest
 
 from dedup import rules
 from dedup.datasets import demo_province, rows_table
+from dedup.features import build_match_records
 from dedup.stage import PUBLISHED, load_rows, run
 from test_dedup import book
 from warehouse import changes
@@ -110,6 +111,37 @@ def test_a_library_whose_staged_file_is_unchanged_keeps_its_features_unread(tmp_
     assert incremental.summary.incremental and incremental.summary.features_computed == 0
     incremental(later, staged={**versions, "A": [11, 3], "B": [12, 2]})
     assert incremental.summary.features_computed == 1
+
+
+def test_rids_follow_record_keys_when_library_ids_prefix_each_other(tmp_path):
+    """A record's rid is its library's offset plus its place in the library (dedup.features): the
+    libraries are ordered as their keys sort (`A0:` before `A:`), the unchanged ones' places read
+    from their feature files."""
+    libraries = ("A", "A0", "A-", "AB", "B")
+    rows = [book(f"{lib}:{n}", f"第{n}卷", isbn=None) for lib in libraries for n in (10, 2, 7)]
+    versions = {lib: [10, 1] for lib in libraries}
+    runs = Runs(tmp_path / "dedup")
+    runs(rows, staged=versions)
+    for changed in ("A0", "AB"):
+        rows.append(book(f"{changed}:5", "第5卷", isbn=None))
+        con = duckdb.connect()
+        load_rows(con, rows_table(rows))
+        state = json.loads((tmp_path / "dedup" / "state.json").read_text())
+        files = {lib: str(tmp_path / "dedup" / "match_records.parquet" / f"{lib}.parquet") for lib in state["feature_files"]}
+        build_match_records(con, previous=files, unchanged_libraries=[lib for lib in libraries if lib != changed])
+        keys = [key for (key,) in con.sql("select record_key from match_records order by rid").fetchall()]
+        assert keys == sorted(r["record_key"] for r in rows)
+        assert [rid for (rid,) in con.sql("select rid from match_records order by rid").fetchall()] == list(range(len(rows)))
+        runs(rows, staged={**versions, changed: [11, len(rows)]})
+        versions[changed] = [11, len(rows)]
+    assert runs.summary.incremental
+
+
+def test_a_record_key_that_is_not_library_id_and_local_id_is_refused():
+    con = duckdb.connect()
+    load_rows(con, rows_table([book("A:1", **X), {**book("A:2", **Y), "record_key": "B:2"}]))
+    with pytest.raises(ValueError, match="record 'B:2' of library 'A': a record key must be '<library_id>:<local_id>'"):
+        build_match_records(con)
 
 
 def test_a_merge_keeps_the_oldest_id_and_records_the_other_as_merged(tmp_path):
