@@ -143,7 +143,7 @@ def mapping(con: duckdb.DuckDBPyConnection, name: str, query: str, compute, colu
 def build_match_records(con: duckdb.DuckDBPyConnection, source: str = "dedup_input", *, previous: dict[str, str] | None = None,
                         unchanged_libraries: list[str] = ()) -> int:
     """`match_records(rid, record_key, library_id, twin_key, has_isbn)`: one row per active record
-    of `source`, `rid` in record_key order, `record_features`: their features (a view; see
+    of `source`, `rid` in record_key order, `record_features`: their features and rid (a view; see
     `drop_record_features`), and `written_features`: the features to write, those of every library
     but the unchanged ones, with `pos` (a view; see `_number`).
 
@@ -192,36 +192,37 @@ def _number(con: duckdb.DuckDBPyConnection, rows: str, files: dict[str, str], co
     numbering every record in one window took 3.2–4.1 s; reading the files' positions and
     ordering the 1.74M records of the 20 libraries a 1% run changes, ~1 s)."""
     _check_record_keys(con)
-    # The features stay in the tables they were computed or read into; numbering them into a
-    # wide copy took 10 s at 11.27M records and held every feature twice. The unchanged
-    # libraries' stay in their files, read where used (the numbering reads five columns, the
-    # nodes their first records): held in memory, their 3.6 GB at 11.27M records made DuckDB
-    # spill the nodes to disk.
-    in_files = f" union all by name select * exclude (pos) from read_parquet({sql_strings(files.values())})" if files else ""
-    con.execute(f"""
-        create or replace temp view record_features as {rows}{in_files};
-        create or replace temp table record_positions as
-        select record_key, library_id, twin_key, len(isbn) > 0 as has_isbn,
-               (row_number() over (partition by library_id order by record_key) - 1)::integer as pos
-        from ({rows});
-        create or replace temp view written_features as select f.*, p.pos from ({rows}) f join record_positions p using (record_key);
-    """)
-    counts = dict(con.sql("select library_id, count(*) from record_positions group by library_id").fetchall())
+    counts = dict(con.sql(f"select library_id, count(*) from ({rows}) group by library_id").fetchall())
     counts |= {library_id: pq.read_metadata(path).num_rows for library_id, path in files.items()}
     offsets, first = [], 0
     for library_id in sorted(counts, key=lambda lib: (lib + ":").encode()):
         offsets.append((library_id, first))
         first += counts[library_id]
     con.register("library_offsets_arrow", pa.table({"library_id": pa.array([lib for lib, _ in offsets], pa.string()),
-                                                   "first_rid": pa.array([rid for _, rid in offsets], pa.int64())}))
-    from_files = (f" union all select record_key, library_id, twin_key, len(isbn) > 0, pos from read_parquet({sql_strings(files.values())})"
-                  if files else "")
-    con.execute(f"""
-        create or replace temp table match_records as
-        select (o.first_rid + n.pos)::integer as rid, n.record_key, n.library_id, n.twin_key, n.has_isbn
-        from (select * from record_positions{from_files}) n join library_offsets_arrow o using (library_id);
-    """)
+                                                   "first_rid": pa.array([rid for _, rid in offsets], pa.int32())}))
+    con.execute("create or replace temp table library_offsets as select * from library_offsets_arrow")
     con.unregister("library_offsets_arrow")
+    # The features stay in the tables they were computed or read into; numbering them into a
+    # wide copy took 10 s at 11.27M records and held every feature twice. The unchanged
+    # libraries' stay in their files, read where used (the numbering reads five columns, the
+    # nodes their first records): held in memory, their 3.6 GB at 11.27M records made DuckDB
+    # spill the nodes to disk.
+    in_files = f"read_parquet({sql_strings(files.values())}) f join library_offsets o using (library_id)"
+    con.execute(f"""
+        create or replace temp table record_rids as
+        select record_key, library_id, twin_key, len(isbn) > 0 as has_isbn,
+               (o.first_rid + row_number() over (partition by library_id order by record_key) - 1)::integer as rid
+        from ({rows}) join library_offsets o using (library_id);
+        create or replace temp table match_records as
+        select rid, record_key, library_id, twin_key, has_isbn from record_rids
+        {f"union all select o.first_rid + f.pos, f.record_key, f.library_id, f.twin_key, len(f.isbn) > 0 from {in_files}" if files else ""};
+        create or replace temp view record_features as
+        select f.*, r.rid from ({rows}) f join record_rids r using (record_key)
+        {f"union all by name select f.* exclude (pos), (o.first_rid + f.pos)::integer as rid from {in_files}" if files else ""};
+        create or replace temp view written_features as
+        select f.*, (r.rid - o.first_rid)::integer as pos from ({rows}) f join record_rids r using (record_key)
+        join library_offsets o on o.library_id = f.library_id;
+    """)
     return computed
 
 
@@ -238,8 +239,8 @@ def _check_record_keys(con: duckdb.DuckDBPyConnection) -> None:
 def drop_record_features(con: duckdb.DuckDBPyConnection) -> None:
     """Once the nodes hold their first records' features and the feature files are written: held
     to the end of a run, the features made DuckDB spill up to 11 GB to disk at 11.27M records."""
-    con.execute("drop view written_features; drop view record_features; drop table record_positions; drop table computed_features; "
-                "drop table if exists kept_features")
+    con.execute("drop view written_features; drop view record_features; drop table record_rids; drop table library_offsets; "
+                "drop table computed_features; drop table if exists kept_features")
 
 
 def _compute_features(con: duckdb.DuckDBPyConnection, source: str) -> int:
