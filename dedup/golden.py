@@ -92,7 +92,8 @@ def build_works(con: duckdb.DuckDBPyConnection) -> None:
     (any member record's author surname: an abridgement `West, Clare; Austen, Jane` meets
     `Austen, Jane`) form one work; grp is the smallest record key of the work. A manifestation
     without authors joins the author-less ones of its title. The surnames are read from the
-    nodes (`match_nodes`: twins have the same authors), a fourth as many rows as records."""
+    nodes of each cluster (`cluster_nodes`, dropped here; twins have the same authors), a
+    fourth as many rows as records."""
     mapping(con, "work_titles", "select distinct coalesce(title, '') from golden", lambda t: (work_title_key(t),),
             ["title", "work_title"])
     # A graph of manifestations (nodes 0..n-1) and work keys (title proper|surname, nodes n…).
@@ -103,7 +104,7 @@ def build_works(con: duckdb.DuckDBPyConnection) -> None:
         with keys as (
             select distinct g.cluster, t.work_title || '|' || coalesce(a.surname, '') as work_key
             from golden g join work_titles t on t.title = coalesce(g.title, '')
-            join clusters c using (cluster) join match_nodes n on n.first_rid = c.rid
+            join cluster_nodes c using (cluster) join match_nodes n on n.rid = c.node
             left join (select rid, unnest(string_split(authors_key, ' ')) as surname from match_nodes where authors_key <> '') a on a.rid = n.rid
             where t.work_title <> ''
         )
@@ -122,6 +123,6 @@ def build_works(con: duckdb.DuckDBPyConnection) -> None:
         create or replace temp table cluster_work as
         select w.cluster, min(g.first_record_key) over (partition by r.root) as grp
         from work_roots_arrow r join work_nodes w using (node) join golden g using (cluster);
-        drop table work_links; drop table work_nodes;
+        drop table work_links; drop table work_nodes; drop table cluster_nodes;
     """)
     con.unregister("work_roots_arrow")

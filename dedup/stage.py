@@ -401,7 +401,7 @@ def _carry_clusters(con: duckdb.DuckDBPyConnection, out: Path) -> int:
         with touched_nodes as (
             select rid from relinked_nodes union select rid from match_nodes semi join dirty_keys using (node_key)
         )
-        select distinct c.cluster from node_members nm semi join touched_nodes t on t.rid = nm.node join clusters c using (rid)
+        select distinct c.cluster from cluster_nodes c semi join touched_nodes t on t.rid = c.node
         union
         select c.cluster from match_records m semi join recomputed_records using (record_key) join clusters c using (rid);
         create or replace temp table carried_clusters as
