@@ -153,7 +153,7 @@ def build_match_records(con: duckdb.DuckDBPyConnection, source: str = "dedup_inp
     `unchanged_libraries` (whose input is known to be the previous run's) keep theirs without
     their input being read or hashed, and `record_features` reads those from their files.
     Returns how many were computed."""
-    rows = "select * from computed_features"
+    rows = "select rowid as row_key, * from computed_features"
     if previous is None:
         return _number(con, rows, {}, _compute_features(con, source))
     unchanged = [lib for lib in unchanged_libraries if lib in previous]
@@ -174,7 +174,7 @@ def build_match_records(con: duckdb.DuckDBPyConnection, source: str = "dedup_inp
     """)
     computed = _compute_features(con, "changed_input")
     con.execute("create or replace temp table recomputed_records as select record_key from changed_input; drop table changed_input")
-    rows += " union all by name select * from kept_features"
+    rows += " union all by name select rowid | (1::bigint << 40) as row_key, * from kept_features"
     return _number(con, rows, {lib: previous[lib] for lib in unchanged}, computed)
 
 
@@ -184,8 +184,9 @@ def sql_strings(values) -> str:
 
 
 def _number(con: duckdb.DuckDBPyConnection, rows: str, files: dict[str, str], computed: int) -> int:
-    """`match_records` of the feature rows of the query `rows` and of the feature files `files`
-    (library → its file, written by an earlier run). A record's rid is its library's offset plus
+    """`match_records` of the feature rows of the query `rows` (with `row_key`, unique among
+    them) and of the feature files `files` (library → its file, written by an earlier run). A
+    record's rid is its library's offset plus
     its position among the library's records (`pos`), both in record key order: a record key is
     `<library_id>:<local_id>`, so the libraries' keys do not interleave. The files keep the
     positions they were written with, so only the rows of `rows` are ordered (at 11.27M records,
@@ -209,19 +210,21 @@ def _number(con: duckdb.DuckDBPyConnection, rows: str, files: dict[str, str], co
     # spill the nodes to disk.
     in_files = f"read_parquet({sql_strings(files.values())}) f join library_offsets o using (library_id)"
     con.execute(f"""
+        -- the rows are joined back by their row in the table they are in (row_key), not by record key
         create or replace temp table record_rids as
-        select record_key, library_id, twin_key, len(isbn) > 0 as has_isbn,
-               (o.first_rid + row_number() over (partition by library_id order by record_key) - 1)::integer as rid
-        from ({rows}) join library_offsets o using (library_id);
+        select row_key, record_key, library_id, twin_key, has_isbn, pos, (o.first_rid + pos)::integer as rid from (
+            select row_key, record_key, library_id, twin_key, len(isbn) > 0 as has_isbn,
+                   (row_number() over (partition by library_id order by record_key) - 1)::integer as pos
+            from ({rows})
+        ) join library_offsets o using (library_id);
         create or replace temp table match_records as
         select rid, record_key, library_id, twin_key, has_isbn from record_rids
         {f"union all select o.first_rid + f.pos, f.record_key, f.library_id, f.twin_key, len(f.isbn) > 0 from {in_files}" if files else ""};
         create or replace temp view record_features as
-        select f.*, r.rid from ({rows}) f join record_rids r using (record_key)
+        select f.* exclude (row_key), r.rid from ({rows}) f join record_rids r using (row_key)
         {f"union all by name select f.* exclude (pos), (o.first_rid + f.pos)::integer as rid from {in_files}" if files else ""};
         create or replace temp view written_features as
-        select f.*, (r.rid - o.first_rid)::integer as pos from ({rows}) f join record_rids r using (record_key)
-        join library_offsets o on o.library_id = f.library_id;
+        select f.* exclude (row_key), r.pos from ({rows}) f join record_rids r using (row_key);
     """)
     return computed
 
