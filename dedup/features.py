@@ -185,13 +185,14 @@ def sql_strings(values) -> str:
 
 def _number(con: duckdb.DuckDBPyConnection, rows: str, files: dict[str, str], computed: int) -> int:
     """`match_records` of the feature rows of the query `rows` (with `row_key`, unique among
-    them) and of the feature files `files` (library → its file, written by an earlier run). A
-    record's rid is its library's offset plus
-    its position among the library's records (`pos`), both in record key order: a record key is
-    `<library_id>:<local_id>`, so the libraries' keys do not interleave. The files keep the
-    positions they were written with, so only the rows of `rows` are ordered (at 11.27M records,
-    numbering every record in one window took 3.2–4.1 s; reading the files' positions and
-    ordering the 1.74M records of the 20 libraries a 1% run changes, ~1 s)."""
+    them) and of the feature files `files` (library → its file, written by an earlier run).
+
+    A record's rid is its library's offset plus its position among the library's records
+    (`pos`), both in record key order: a record key is `<library_id>:<local_id>`, so the
+    libraries' keys do not interleave. The files keep the positions they were written with, so
+    only the rows of `rows` are ordered (at 11.27M records, numbering every record in one window
+    took 3.2–4.1 s; reading the files' positions and ordering the 1.74M records of the 20
+    libraries a 1% run changes, ~1 s)."""
     _check_record_keys(con)
     counts = dict(con.sql(f"select library_id, count(*) from ({rows}) group by library_id").fetchall())
     counts |= {library_id: pq.read_metadata(path).num_rows for library_id, path in files.items()}

@@ -11,12 +11,12 @@ Reads the staging Parquet of the libraries given; writes to `<data_dir>/dedup/`:
   replaces only those rows when the previous run's table is the parent snapshot's);
 - `match_evidence.parquet`: every accepted pair and every pair a hard rule vetoed although it
   scored as a match, with its field levels (answers "why are these together / apart?");
-- `match_records.parquet/<library_id>.parquet` (features and fingerprints, a file per library:
-  a run rewrites the files of the libraries whose records changed only), `match_nodes.parquet`
-  (each node's keys and blocking features), `twin_scores.parquet` (the score of each twin key's
-  own pair, dedup.nodes), `id_ledger.parquet` (every id ever issued and what
-  became of it) and `state.json` (run number, rules fingerprint, the run that wrote each
-  feature file), written last.
+- `match_records.parquet/<library_id>.parquet` (features, fingerprints and each record's place
+  in its library, `pos`; a file per library: a run rewrites the files of the libraries whose
+  records changed only), `match_nodes.parquet` (each node's keys and blocking features),
+  `twin_scores.parquet` (the score of each twin key's own pair, dedup.nodes), `id_ledger.parquet`
+  (every id ever issued and what became of it) and `state.json` (run number, rules fingerprint,
+  the run that wrote each feature file), written last.
 An incremental run (the default when the rules, DuckDB and the libraries' levels are unchanged)
 computes the features of new and changed records only (the others keep theirs from
 `match_records.parquet/`), looks again only at the blocks of new, changed or deleted records
