@@ -452,12 +452,14 @@ def _assign_ids(con: duckdb.DuckDBPyConnection, out: Path, run_number: int) -> N
         select o.rid as item, w.grp, 1 as records from open_records o join cluster_work w using (cluster)
         union all
         select cc.cluster, w.grp, g.n_records from carried_clusters cc join cluster_work w using (cluster) join golden g using (cluster);
+        -- the records whose previous manifestation was not carried: the records gone and those of
+        -- the clusters not carried (a carried cluster holds all of its manifestation's records)
         create or replace temp table previous_manifestation as
             select rid as item, manifestation_id as old_id, 1 as records from previous_links
-            where manifestation_id is not null and manifestation_id not in (select manifestation_id from carried_clusters);
+            where manifestation_id is not null and (rid is null or rid in (select rid from open_records));
         create or replace temp table previous_work as
             select p.rid as item, p.work_id as old_id, 1 as records from previous_links p
-            where p.work_id is not null and p.manifestation_id not in (select manifestation_id from carried_clusters)
+            where p.work_id is not null and (p.rid is null or p.rid in (select rid from open_records))
             union all
             select cc.cluster, p.work_id, g.n_records from carried_clusters cc join previous_links p on p.rid = cc.cluster
             join golden g using (cluster) where p.work_id is not null;
