@@ -100,3 +100,27 @@ def test_a_deleted_record_needs_no_title_key(tmp_path):
     statuses[3] = "deleted"
     new = _snapshot(tmp_path / "new", title_keys=keys, statuses=statuses)
     assert _by_name(check_snapshot(new, None, Thresholds()))["title_keys"].passed
+
+
+def test_an_active_record_in_no_manifestation_fails(tmp_path):
+    new = _snapshot(tmp_path / "new")
+    con = duckdb.connect(str(new / "catalogue.duckdb"))
+    con.execute("delete from record_manifestation where record_key = 'L1:5'")
+    con.close()
+    results = _by_name(check_snapshot(new, None, Thresholds()))
+    assert [r.name for r in results.values() if not r.passed] == ["records_linked"]
+    assert results["records_linked"].detail == "1 active record(s) in no manifestation, e.g. ['L1:5']"
+
+
+def test_records_linked_counts_active_records_not_rows(tmp_path):
+    """A deleted record's row in record_manifestation does not stand for a missing active one,
+    although the two tables then have as many rows."""
+    statuses = ["active"] * 10
+    statuses[3] = "deleted"
+    new = _snapshot(tmp_path / "new", statuses=statuses)
+    assert _by_name(check_snapshot(new, None, Thresholds()))["records_linked"].passed
+    con = duckdb.connect(str(new / "catalogue.duckdb"))
+    con.execute("delete from record_manifestation where record_key = 'L1:5'")
+    con.close()
+    results = _by_name(check_snapshot(new, None, Thresholds()))
+    assert results["records_linked"].detail == "1 active record(s) in no manifestation, e.g. ['L1:5']"
