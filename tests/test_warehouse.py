@@ -336,6 +336,56 @@ def test_a_catalogue_brought_up_to_date_from_the_parents_equals_one_built_afresh
     assert read_manifest(publish(inputs, libraries).path)["catalogue"]["copies_in_a_row"] == 0
 
 
+def _distribution_afresh(snapshot_path: Path, target: Path) -> bytes:
+    """The snapshot's holdings distribution computed from every record, written as publish writes it."""
+    con = duckdb.connect()
+    con.execute(f"set file_search_path = '{snapshot_path}'")
+    query = snapshot._distribution_sql("read_parquet('holdings.parquet/*.parquet')", "read_parquet('record_manifestation.parquet')",
+                                       "read_parquet('libraries.parquet')")
+    write_table(target, con.sql(query + " order by manifestation_id, library_id").to_arrow_table(),
+                schema.HOLDINGS_DISTRIBUTION, "holdings_distribution")
+    con.close()
+    return target.read_bytes()
+
+
+def _recopied(settings, library_id: str) -> None:
+    """A library's holdings with other copies for some records (its records as they were)."""
+    staged = settings.staging_dir(library_id) / "holdings.parquet"
+    table = pq.read_table(staged)
+    copies = [(c or 0) + 3 if n % 5 == 0 else c for n, c in enumerate(table.column("copies").to_pylist())]
+    field = table.schema.field("copies")
+    schema.write_library_table(staged, table.set_column(table.schema.get_field_index("copies"), field, pa.array(copies, field.type)),
+                               "holdings")
+
+
+@pytest.mark.parametrize("moved_library", [False, True])
+def test_a_holdings_distribution_brought_up_to_date_equals_one_computed_afresh(inputs, tmp_path, monkeypatch, moved_library):
+    libraries = _libraries(inputs)
+    publish(inputs, libraries)
+    _drop_records(inputs, "ZJ013", lambda key: zlib.crc32(key.encode()) % 3 != 0)
+    _restage(inputs, "ZJ026", _reharvested)
+    _recopied(inputs, "ZJ003")
+    dedup(inputs, libraries)
+    if moved_library:  # a library in another city: every row of it changes, not only those of changed records
+        rows = snapshot._library_rows
+        monkeypatch.setattr(snapshot, "_library_rows", lambda *args: (lambda t: t.set_column(
+            t.schema.get_field_index("city"), t.schema.field("city"),
+            pa.array(["湖州" if lib == "ZJ004" else city for lib, city in zip(t.column("library_id").to_pylist(), t.column("city").to_pylist())])))(rows(*args)))
+    compared = []
+    find = catalogue._find_changed_rows
+    monkeypatch.setattr(catalogue, "_find_changed_rows", lambda con, table, keys: (compared.append((table, keys is not None)), find(con, table, keys))[1])
+    second = publish(inputs, libraries)
+    assert ("holdings_distribution", not moved_library) in compared
+    assert (second.path / "holdings_distribution.parquet").read_bytes() == _distribution_afresh(second.path, tmp_path / "afresh.parquet")
+    assert not (second.path / snapshot.TOUCHED_MANIFESTATIONS).exists()
+    fresh = tmp_path / "fresh"
+    for name in read_manifest(second.path)["files"]:
+        (fresh / name).parent.mkdir(parents=True, exist_ok=True)
+        os.link(second.path / name, fresh / name)
+    catalogue.build(fresh)
+    assert _catalogue_content(second.path / "catalogue.duckdb") == _catalogue_content(fresh / "catalogue.duckdb")
+
+
 def test_a_parent_catalogue_of_other_columns_has_its_tables_loaded_again(inputs, tmp_path):
     libraries = _libraries(inputs)
     first = publish(inputs, libraries)

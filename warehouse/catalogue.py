@@ -11,7 +11,8 @@ up to date. At 11M records a fresh build loads every record again; a copy change
   as they were); a table of keyed rows written whole
   (`KEYED_TABLES`: dedup's, the holdings distribution) loses the rows the file no longer has
   and gains the rows it has anew, compared whole (most rows of a run are the previous run's)
-  or, for `record_manifestation` and `manifestations`, as dedup's lineage lists them;
+  or, for `record_manifestation` and `manifestations`, as dedup's lineage lists them, and for
+  the holdings distribution, by the manifestations whose rows publish computed again;
 - the derived tables a copy keeps (`KEPT_DERIVED`): the `search_index` terms of the
   manifestations whose row changed, the `isbn_index` rows of the manifestations whose records
   changed or moved, the `library_pairs` counts of the manifestations whose holders changed;
@@ -218,17 +219,18 @@ def _find_changed_rows(con: duckdb.DuckDBPyConnection, table: str, changed_keys:
     """`{table}_fresh`: the rows of the table's snapshot file that the table lacks or holds
     otherwise, and `{table}_gone`: the keys of the rows the file no longer has as they are
     (`_apply_changed_rows` deletes the second, inserts the first). Given the keys of the rows
-    that changed (`changed_keys`), those rows; else found by comparing the file and the table
-    (at 11.27M records, timed alone, the changed rows of `record_manifestation` were found in
-    8–12 s, where grouping both sides' whole rows took 20 s and loading the table again 12 s)."""
+    that changed (`changed_keys`; for `holdings_distribution` its manifestations, the first of
+    its key columns, whose rows all go and come again), those rows; else found by comparing the
+    file and the table (at 11.27M records, timed alone, the changed rows of
+    `record_manifestation` were found in 8–12 s, where grouping both sides' whole rows took 20 s
+    and loading the table again 12 s)."""
     key_columns = KEYED_TABLES[table]
-    keys = ", ".join(key_columns)
     if changed_keys is not None:
-        con.execute(f"""
-            create temp table {table}_gone as select distinct {keys} from {changed_keys};
-            create temp table {table}_fresh as select n.* from read_parquet('{table}.parquet') n semi join {table}_gone using ({keys});
-        """)
+        con.execute(f"create temp table {table}_gone as select distinct * from {changed_keys}")
+        con.execute(f"create temp table {table}_fresh as select n.* from read_parquet('{table}.parquet') n "
+                    f"semi join {table}_gone using ({', '.join(_gone_columns(con, table))})")
         return
+    keys = ", ".join(key_columns)
     differs = " or ".join(f"n.{c} is distinct from o.{c}" for c in _columns(con, table) if c not in key_columns)
     con.execute(f"""
         create temp table {table}_fresh as
@@ -240,8 +242,12 @@ def _find_changed_rows(con: duckdb.DuckDBPyConnection, table: str, changed_keys:
     """)
 
 
+def _gone_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    return [c for (c, *_) in con.execute(f"describe {table}_gone").fetchall()]
+
+
 def _apply_changed_rows(con: duckdb.DuckDBPyConnection, table: str) -> None:
-    keys = ", ".join(KEYED_TABLES[table])
+    keys = ", ".join(_gone_columns(con, table))
     con.execute(f"""
         delete from {table} where ({keys}) in (select ({keys}) from {table}_gone);
         insert into {table} by name select * from {table}_fresh;

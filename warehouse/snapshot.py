@@ -55,6 +55,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from dedup.features import sql_strings
 from dedup.stage import RECORD_CHANGES
 from dedup.stage import RUN_TAG as DEDUP_RUN_TAG
 from harvesters import state as harvest_state
@@ -67,6 +68,8 @@ from warehouse import catalogue, changes, locks, retention
 from warehouse.catalogue import CATALOGUE
 
 MANIFEST = "manifest.json"
+# The manifestations whose holdings distribution was computed again, for the catalogue; not a snapshot file.
+TOUCHED_MANIFESTATIONS = ".touched_manifestations.parquet"
 REPORT = "report.html"
 # Bump when the layout or writer options change: files built by another writer are not reused.
 WRITER_VERSION = "4"
@@ -234,24 +237,92 @@ def _write_dedup_tables(writer: SnapshotWriter, settings: Settings) -> dict[str,
     return counts
 
 
-def _write_holdings_distribution(writer: SnapshotWriter, libraries_fingerprint: str) -> int:
+def _write_holdings_distribution(writer: SnapshotWriter, libraries: pa.Table, libraries_fingerprint: str,
+                                 changed_keys: dict[str, str]) -> int:
+    """`holdings_distribution.parquet`: computed from every record, or, when the parent's can be
+    brought up to date (`_changed_records`), as the parent's rows but for the manifestations
+    whose records changed, moved or hold other copies, which are computed again (at 11.27M
+    records after a 1% change: 79,339 manifestations, the file written in 6.5 s against 8.7 s).
+    `changed_keys` then gains them: the catalogue replaces only their rows instead of comparing
+    the whole table with the file (2.6 s)."""
     folder = writer.folder
     holdings = sorted(name for name in writer.files if name.startswith("holdings.parquet/"))
     inputs = _fingerprint("holdings_distribution", libraries_fingerprint, writer.files["record_manifestation.parquet"]["inputs"],
                           *(writer.files[name]["inputs"] for name in holdings))
+    record_manifestation = _parquet(folder / "record_manifestation.parquet")
+    all_holdings = _parquet(folder / "holdings.parquet" / "*.parquet")
+    libraries_file = _parquet(folder / "libraries.parquet")
+
+    def produce() -> pa.RecordBatchReader:
+        changed_records = _changed_records(writer, libraries, holdings, changed_keys)
+        if changed_records is None:
+            return writer.query(_distribution_sql(all_holdings, record_manifestation, libraries_file)
+                                + " order by manifestation_id, library_id", [])
+        writer.con.execute(f"""
+            create or replace temp table touched_manifestations as
+            select manifestation_id from {record_manifestation} semi join ({changed_records}) using (record_key)
+            union select manifestation_id from {_parquet(writer.parent / 'record_manifestation.parquet')}
+            semi join ({changed_records}) using (record_key);
+            copy touched_manifestations to {sql_strings([str(folder / TOUCHED_MANIFESTATIONS)])[1:-1]} (format parquet);
+        """)
+        changed_keys["holdings_distribution"] = f"read_parquet('{TOUCHED_MANIFESTATIONS}')"  # relative to the snapshot
+        touched_rows = f"(select * from {record_manifestation} semi join touched_manifestations using (manifestation_id))"
+        touched_holdings = f"(select * from {all_holdings} semi join {touched_rows} using (record_key))"
+        return writer.query(f"""
+            select * from {_parquet(writer.parent / 'holdings_distribution.parquet')} anti join touched_manifestations using (manifestation_id)
+            union all select * from ({_distribution_sql(touched_holdings, touched_rows, libraries_file)})
+            order by manifestation_id, library_id
+        """, [])
+
+    return writer.write("holdings_distribution.parquet", inputs, produce, schema.HOLDINGS_DISTRIBUTION, "holdings_distribution")
+
+
+def _parquet(*paths: Path) -> str:
+    return f"read_parquet({sql_strings(str(path) for path in paths)})"
+
+
+def _distribution_sql(holdings: str, record_manifestation: str, libraries: str) -> str:
+    """The holdings distribution of the records of `record_manifestation` (SQL relations): per
+    manifestation and library, the copies of its records, at least one per record."""
     # copies summed per record first: a distinct count of records per (manifestation, library) over
     # the joined holdings took 18.4 s at 11.27M records, this 13.6 s
-    query = """
-        with record_copies as (select record_key, sum(copies) as copies from read_parquet(?) group by record_key)
+    return f"""
+        with record_copies as (select record_key, sum(copies) as copies from {holdings} group by record_key)
         select rm.manifestation_id, rm.library_id, l.city, l.level, greatest(coalesce(sum(c.copies), 0), count(*))::integer as copies
-        from read_parquet(?) rm
-        join read_parquet(?) l using (library_id)
+        from {record_manifestation} rm
+        join {libraries} l using (library_id)
         left join record_copies c using (record_key)
-        group by all order by manifestation_id, library_id
+        group by all
     """
-    params = [str(folder / "holdings.parquet" / "*.parquet"), str(folder / "record_manifestation.parquet"), str(folder / "libraries.parquet")]
-    return writer.write("holdings_distribution.parquet", inputs, lambda: writer.query(query, params),
-                        schema.HOLDINGS_DISTRIBUTION, "holdings_distribution")
+
+
+def _changed_records(writer: SnapshotWriter, libraries: pa.Table, holdings: list[str], changed_keys: dict[str, str]) -> str | None:
+    """A SQL relation of the records whose holdings distribution may differ from the parent
+    snapshot's: those whose `record_manifestation` row changed (none when the parent's file is
+    linked, else dedup's lineage must list them: `changed_keys`) and those whose copies differ
+    in a holdings file the parent did not have as it is. None when the parent's distribution
+    cannot be brought up to date: no parent distribution of this schema, a library come, gone,
+    moved to another city or level, or `record_manifestation` changed without a list."""
+    parent = writer.parent
+    if parent is None or not _written_as(parent / "holdings_distribution.parquet", schema.HOLDINGS_DISTRIBUTION, "holdings_distribution"):
+        return None
+    places = ["library_id", "city", "level"]
+    if not (parent / "libraries.parquet").is_file() or not pq.read_table(parent / "libraries.parquet", columns=places).equals(libraries.select(places)):
+        return None
+    if "record_manifestation.parquet" in writer.reused:
+        moved = "select null::varchar as record_key where false"
+    elif "record_manifestation" in changed_keys:
+        moved = f"select record_key from {changed_keys['record_manifestation']}"
+    else:
+        return None
+    rewritten = [name for name in holdings if name not in writer.reused]
+    copies = {side: f"(select record_key, sum(copies) as copies from {_parquet(*files)} group by all)"
+              if files else "(select null::varchar as record_key, null::hugeint as copies where false)"
+              for side, files in (("new", [writer.folder / name for name in rewritten]),
+                                  ("old", [parent / name for name in rewritten if (parent / name).is_file()]))}
+    return f"""{moved}
+        union all select record_key from {copies['new']} n full join {copies['old']} o using (record_key)
+        where n.copies is distinct from o.copies"""
 
 
 def _dedup_lineage(state: dict, writer: SnapshotWriter) -> bool:
@@ -340,9 +411,10 @@ def build_snapshot(settings: Settings, libraries: list[Library]) -> PublishSumma
             counts |= _write_library_tables(writer, settings, libraries)
             _crash_point("library_files")
             counts |= _write_dedup_tables(writer, settings)
-            counts["holdings_distribution"] = _write_holdings_distribution(writer, libraries_fingerprint)
             dedup_state = atomic.read_json(settings.dedup_dir / "state.json") or {}
             lineage = _dedup_lineage(dedup_state, writer)
+            changed_keys = _changed_keys(settings, dedup_state) if lineage else {}
+            counts["holdings_distribution"] = _write_holdings_distribution(writer, libraries_table, libraries_fingerprint, changed_keys)
             counts["changes"] = writer.write("changes.parquet", None, lambda: changes.against_parent(writer.con, build, parent),
                                              schema.CHANGES, "changes", ready=settings.dedup_dir / "changes.parquet" if lineage else None)
         finally:
@@ -352,7 +424,8 @@ def build_snapshot(settings: Settings, libraries: list[Library]) -> PublishSumma
             build, parent, parent_manifest.get("catalogue"),
             changed_files=[name for name in writer.files if name not in writer.reused],
             removed_files=[name for name in parent_manifest.get("files", {}) if name not in writer.files],
-            changed_keys=_changed_keys(settings, dedup_state) if lineage else {})
+            changed_keys=changed_keys)
+        (build / TOUCHED_MANIFESTATIONS).unlink(missing_ok=True)
         _crash_point("catalogue")
         write_report(build, snapshot_id, parent)
         created_at = harvest_state.now_iso()
