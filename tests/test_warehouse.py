@@ -3,8 +3,10 @@ changes against the parent, retention and reader locks (warehouse.snapshot, .loc
 
 import json
 import os
+import random
 import stat
 import zlib
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -15,8 +17,12 @@ import pytest
 
 from unioncat import schema
 from unioncat.cli import main
-from unioncat.pipeline import dedup, registry
+from transforms.iso2709 import split_records
+from transforms.stage import RECORDS_READ
+from unioncat.pipeline import dedup, harvest_library, registry, transform
+from unioncat.scale import _modified
 from warehouse import catalogue, changes, locks, retention, snapshot
+from warehouse.catalogue import CATALOGUE
 from warehouse.snapshot import (DEDUP_TABLES, LIBRARY_TABLES, ROW_GROUP_ROWS, SnapshotWriter, build_snapshot, promote, publish,
                                 read_manifest, sha256_file, verify, write_table)
 from warehouse_demo import LIBRARIES, copy_inputs, published_demo
@@ -308,6 +314,15 @@ def _catalogue_content(path: Path) -> dict:
         con.close()
 
 
+def _catalogue_built_afresh(snapshot_path: Path, folder: Path) -> dict:
+    """The content of a catalogue built afresh from the files of a snapshot (linked into `folder`)."""
+    for name in read_manifest(snapshot_path)["files"]:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        os.link(snapshot_path / name, folder / name)
+    assert catalogue.build(folder)["copies_in_a_row"] == 0
+    return _catalogue_content(folder / CATALOGUE)
+
+
 def test_a_catalogue_brought_up_to_date_from_the_parents_equals_one_built_afresh(inputs, tmp_path, monkeypatch):
     libraries = _libraries(inputs)
     first = publish(inputs, libraries)
@@ -324,12 +339,7 @@ def test_a_catalogue_brought_up_to_date_from_the_parents_equals_one_built_afresh
     assert manifest["catalogue"] == {"sql": catalogue.sql_fingerprint(), "copies_in_a_row": 1}
     assert "records.parquet/ZJ013.parquet" not in second.reused and "records.parquet/ZJ001.parquet" in second.reused
     assert manifest["counts"]["manifestations"] != read_manifest(first.path)["counts"]["manifestations"]
-    fresh = tmp_path / "fresh"
-    for name in manifest["files"]:
-        (fresh / name).parent.mkdir(parents=True, exist_ok=True)
-        os.link(second.path / name, fresh / name)
-    assert catalogue.build(fresh)["copies_in_a_row"] == 0
-    assert _catalogue_content(second.path / "catalogue.duckdb") == _catalogue_content(fresh / "catalogue.duckdb")
+    assert _catalogue_content(second.path / "catalogue.duckdb") == _catalogue_built_afresh(second.path, tmp_path / "fresh")
     # Copies do not go on for ever: deleted rows leave gaps in the file.
     monkeypatch.setattr(catalogue, "FRESH_EVERY", 2)
     _drop_records(inputs, "ZJ014", lambda key: zlib.crc32(key.encode()) % 3 != 0)
@@ -378,12 +388,44 @@ def test_a_holdings_distribution_brought_up_to_date_equals_one_computed_afresh(i
     assert ("holdings_distribution", not moved_library) in compared
     assert (second.path / "holdings_distribution.parquet").read_bytes() == _distribution_afresh(second.path, tmp_path / "afresh.parquet")
     assert not (second.path / snapshot.TOUCHED_MANIFESTATIONS).exists()
-    fresh = tmp_path / "fresh"
-    for name in read_manifest(second.path)["files"]:
-        (fresh / name).parent.mkdir(parents=True, exist_ok=True)
-        os.link(second.path / name, fresh / name)
-    catalogue.build(fresh)
-    assert _catalogue_content(second.path / "catalogue.duckdb") == _catalogue_content(fresh / "catalogue.duckdb")
+    assert _catalogue_content(second.path / "catalogue.duckdb") == _catalogue_built_afresh(second.path, tmp_path / "fresh")
+
+
+@pytest.mark.parametrize("case", ["once", "twice", "restaged"])
+def test_a_file_drop_harvested_again_has_only_the_records_read_replaced(inputs, tmp_path, monkeypatch, case):
+    """The transform lists the records of a new drop it read (new or changed); the catalogue
+    replaces only their rows, the others take the new run id, as a fresh build holds them. Two
+    transforms since the parent snapshot (the list of the second misses the first's changes), or
+    a staged file written since by something else: every row is compared instead."""
+    libraries = _libraries(inputs)
+    publish(inputs, libraries)
+    library = next(lib for lib in libraries if lib.id == "ZJ014")
+    drop = inputs.sources_path.parent / "demo" / "drops" / "ZJ014" / "catalogue.mrc"
+    rng = random.Random(1)
+    for round in range(2 if case == "twice" else 1):
+        chunks = [chunk for _, chunk in split_records(drop.read_bytes())]
+        drop.write_bytes(b"".join(_modified(chunk, rng, datetime(2027, 1, 1 + round)) if n % 7 == round and chunk.endswith(b"\x1d") else chunk
+                                  for n, chunk in enumerate(chunks) if n % 11 != 5 + round))
+        harvest_library(inputs, library, f"2099123{round}T000000Z", progress=lambda _: None)
+        summary = transform(inputs, library)
+        read = pq.read_table(inputs.staging_dir("ZJ014") / RECORDS_READ).column("record_key").to_pylist()
+        assert 0 < len(read) == summary.records - summary.reused < summary.records
+    # another library's drop only lost records: none was read
+    shrunk = next(lib for lib in libraries if lib.id == "ZJ013")
+    drop = inputs.sources_path.parent / "demo" / "drops" / "ZJ013" / "catalogue.mrc"
+    drop.write_bytes(b"".join(chunk for n, (_, chunk) in enumerate(split_records(drop.read_bytes())) if n % 5 != 2))
+    harvest_library(inputs, shrunk, "20991231T000000Z", progress=lambda _: None)
+    assert transform(inputs, shrunk).reused > 0 and pq.read_table(inputs.staging_dir("ZJ013") / RECORDS_READ).num_rows == 0
+    if case == "restaged":
+        _restage(inputs, "ZJ014", _reharvested)
+    dedup(inputs, libraries)
+    used = []
+    replace = catalogue._replace_changed_library_rows
+    monkeypatch.setattr(catalogue, "_replace_changed_library_rows",
+                        lambda con, table, names, files, keys: (used.append(keys is not None), replace(con, table, names, files, keys))[1])
+    second = publish(inputs, libraries)
+    assert used == [case == "once"]
+    assert _catalogue_content(second.path / "catalogue.duckdb") == _catalogue_built_afresh(second.path, tmp_path / "fresh")
 
 
 def test_a_parent_catalogue_of_other_columns_has_its_tables_loaded_again(inputs, tmp_path):
@@ -396,12 +438,7 @@ def test_a_parent_catalogue_of_other_columns_has_its_tables_loaded_again(inputs,
     dedup(inputs, libraries)
     second = publish(inputs, libraries)
     assert read_manifest(second.path)["catalogue"]["copies_in_a_row"] == 1
-    fresh = tmp_path / "fresh"
-    for name in read_manifest(second.path)["files"]:
-        (fresh / name).parent.mkdir(parents=True, exist_ok=True)
-        os.link(second.path / name, fresh / name)
-    catalogue.build(fresh)
-    assert _catalogue_content(second.path / "catalogue.duckdb") == _catalogue_content(fresh / "catalogue.duckdb")
+    assert _catalogue_content(second.path / "catalogue.duckdb") == _catalogue_built_afresh(second.path, tmp_path / "fresh")
 
 
 def test_build_does_not_switch_current_until_promoted(inputs):

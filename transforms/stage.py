@@ -11,7 +11,10 @@ A library that sends its whole catalogue again (a new file drop) changes a few
 records in it: a record whose bytes the staging already holds, read by the same
 code, keeps its row from there (with this run's run id) instead of being read
 again, so the work is proportional to what changed. The result is the same as
-reading every record (`full=True` does).
+reading every record (`full=True` does). `records_read.parquet` then lists the
+records that were read (new or changed), and the summary which version of
+`records.parquet` the others' rows came from: publish replaces only those
+records' rows in a catalogue built from that version (warehouse.catalogue).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from unioncat.registry import Library
 from unioncat.settings import Settings
 
 SUMMARY = "summary.json"
+RECORDS_READ = "records_read.parquet"  # the keys of the records read, not kept from the staging
 _TRANSFORMS = Path(__file__).parent
 _HOLDING_COLUMNS = ("call_number", "location", "copies", "available")  # of a holding row, after record_key
 
@@ -57,6 +61,8 @@ class TransformSummary:
     reused: int = 0  # records whose row was kept from the previous staging
     rows_fingerprint: str = ""  # what the rows were read with (_rows_fingerprint)
     holdings_records: int = 0  # MFHD records whose holdings went to other records' rows
+    previous_records: list | None = None  # the version (atomic.file_version) of the records.parquet rows were kept from
+    records_version: list | None = None  # the version of the records.parquet this transform wrote
     skipped: bool = False
 
     def line(self) -> str:
@@ -104,12 +110,14 @@ class _Previous:
     records: pa.Table
     known: dict[bytes, int]  # record_digest(raw) → row
     holdings: dict[str, list[tuple]]  # record_key → holding rows
+    version: tuple[int, ...]  # of the records file read
 
     @classmethod
     def load(cls, staging: Path, summary: dict | None, rows_fingerprint: str) -> _Previous | None:
         if not summary or summary.get("rows_fingerprint") != rows_fingerprint or summary.get("holdings_records", 1):
             return None  # other code or settings; or holdings of MFHD records are mixed with the rows' own
         try:
+            version = atomic.file_version(staging / "records.parquet")
             records = pq.read_table(staging / "records.parquet", schema=schema.RECORDS)
             holdings = pq.read_table(staging / "holdings.parquet", schema=schema.HOLDINGS)
         except (OSError, pa.ArrowException):
@@ -122,7 +130,7 @@ class _Previous:
         columns = [holdings.column(name).to_pylist() for name in ("record_key", *_HOLDING_COLUMNS)]
         for key, *holding in zip(*columns):
             by_key.setdefault(key, []).append(tuple(holding))
-        return cls(records, known, by_key)
+        return cls(records, known, by_key, version)
 
 
 _DIGEST_BATCH = 65_536
@@ -249,6 +257,10 @@ class _Replay:
         run_id = schema.RECORDS.get_field_index("run_id")
         return table.set_column(run_id, schema.RECORDS.field(run_id), pa.array([run_ids[row] for row in live], pa.string()))
 
+    def read_keys(self) -> pa.Table:
+        """The keys of the live rows read this time (not kept from the previous staging), in order."""
+        return pa.table({"record_key": pa.array(sorted(key for key, row in self.position.items() if self.source[row] >= 0), pa.string())})
+
     def holdings_table(self) -> pa.Table:
         keys = [key for key, rows in self.holdings.items() for _ in rows]
         rows = [row for rows in self.holdings.values() for row in rows]
@@ -323,12 +335,18 @@ def transform_library(settings: Settings, library: Library, *, full: bool = Fals
     schema.write_library_table(staging / "records.parquet", records, "records")
     schema.write_library_table(staging / "holdings.parquet", holdings, "holdings")
     schema.write_library_table(staging / "quarantine.parquet", pa.Table.from_pylist(replay.quarantine, schema=schema.QUARANTINE), "quarantine")
+    if replay.previous is not None:
+        atomic.write_parquet(staging / RECORDS_READ, replay.read_keys())
+    else:
+        (staging / RECORDS_READ).unlink(missing_ok=True)
     summary = TransformSummary(
         library.id, fingerprint, files=len(paths), records=records.num_rows, updated=replay.updated, deleted=replay.deleted,
         holdings=holdings.num_rows, quarantined=len(replay.quarantine),
         quarantine_reasons=dict(Counter(q["reason"] for q in replay.quarantine)),
         profile=quality_profile(records, replay.quarantine), reused=len(replay.known_run_ids),
         rows_fingerprint=rows_fingerprint, holdings_records=replay.holdings_records,
+        previous_records=list(replay.previous.version) if replay.previous else None,
+        records_version=list(atomic.file_version(staging / "records.parquet")),
     )
     atomic.write_json(staging / SUMMARY, {k: v for k, v in asdict(summary).items() if k != "skipped"})
     return summary

@@ -124,6 +124,13 @@ def _distinct(values: pa.ChunkedArray | pa.Array) -> int:
     return pc.count_distinct(values, mode="all").as_py()
 
 
+def file_version(path: Path) -> tuple[int, ...]:
+    """Which version of a file this is: device, inode, size and modification time (a file
+    replaced, never modified in place, changes inode and time)."""
+    stat = path.stat()
+    return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:

@@ -59,8 +59,9 @@ from dedup.features import sql_strings
 from dedup.stage import RECORD_CHANGES
 from dedup.stage import RUN_TAG as DEDUP_RUN_TAG
 from harvesters import state as harvest_state
+from transforms.stage import RECORDS_READ, read_summary
 from unioncat import atomic, schema
-from unioncat.atomic import sha256_file
+from unioncat.atomic import file_version, sha256_file
 from unioncat.registry import Library
 from unioncat.schema import LIBRARY_TABLES, ROW_GROUP_ROWS, write_table
 from unioncat.settings import Settings, duckdb_config
@@ -139,7 +140,7 @@ class SnapshotWriter:
         else:
             rows = write_table(target, produce(), table_schema, table_name)
             self.checksums[name] = self.digest(target)
-        self.files[name] = {"rows": rows, "inputs": inputs, "version": list(_file_version(target))}
+        self.files[name] = {"rows": rows, "inputs": inputs, "version": list(file_version(target))}
         return rows
 
     def digest(self, path: Path) -> str:
@@ -148,7 +149,7 @@ class SnapshotWriter:
         and a file the parent snapshot linked, still the version it linked, not at all."""
         if not path.exists():
             return "absent"
-        version = _file_version(path)
+        version = file_version(path)
         if version not in self._digests:
             self._digests[version] = sha256_file(path)
         return self._digests[version]
@@ -175,11 +176,6 @@ def _linked_digests(files: dict, checksums: dict[str, str]) -> dict[tuple[int, .
     stage replaces them, and are not hashed again (3.4 s of the 11.27M publish went to hashing
     the unchanged libraries' files). A file modified in place has another time: hashed."""
     return {tuple(entry["version"]): checksums[name] for name, entry in files.items() if entry.get("version") and name in checksums}
-
-
-def _file_version(path: Path) -> tuple[int, ...]:
-    stat = path.stat()
-    return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
 def _link(source: Path, target: Path) -> bool:
@@ -353,6 +349,27 @@ def _changed_keys(settings: Settings, state: dict) -> dict[str, str]:
     return keys
 
 
+def _records_read(settings: Settings, writer: SnapshotWriter, libraries: list[Library]) -> dict[str, str]:
+    """{"records": a SQL relation of the records the transform read (new or changed) in the
+    libraries whose records file the parent snapshot did not have}: every other record of those
+    libraries has the parent's row but for its run id. Empty unless each such library's last
+    transform kept its rows from the very file the parent holds (its summary names that file's
+    version, and the version it wrote, which is still the staged one)."""
+    files = []
+    for library in libraries:
+        name = f"records.parquet/{library.id}.parquet"
+        if name in writer.reused or name not in writer.files:
+            continue
+        summary = read_summary(settings, library.id) or {}
+        staging = settings.staging_dir(library.id)
+        parent_version = writer.parent_files.get(name, {}).get("version")
+        if (parent_version is None or summary.get("previous_records") != parent_version or not (staging / RECORDS_READ).is_file()
+                or summary.get("records_version") != list(file_version(staging / "records.parquet"))):
+            return {}
+        files.append(staging / RECORDS_READ)
+    return {"records": _parquet(*files)} if files else {}
+
+
 def _libraries_fingerprint(libraries: pa.Table) -> str:
     """The libraries as the catalogue describes them, without the run ids that change every harvest."""
     rows = libraries.drop_columns(["run_id"]).to_pylist()
@@ -414,6 +431,7 @@ def build_snapshot(settings: Settings, libraries: list[Library]) -> PublishSumma
             dedup_state = atomic.read_json(settings.dedup_dir / "state.json") or {}
             lineage = _dedup_lineage(dedup_state, writer)
             changed_keys = _changed_keys(settings, dedup_state) if lineage else {}
+            changed_keys |= _records_read(settings, writer, libraries)
             counts["holdings_distribution"] = _write_holdings_distribution(writer, libraries_table, libraries_fingerprint, changed_keys)
             counts["changes"] = writer.write("changes.parquet", None, lambda: changes.against_parent(writer.con, build, parent),
                                              schema.CHANGES, "changes", ready=settings.dedup_dir / "changes.parquet" if lineage else None)
