@@ -45,7 +45,7 @@ def _retry_after(response: requests.Response) -> float | None:
     value = response.headers.get("Retry-After")
     if not value:
         return None
-    if value.strip().isdigit():
+    if value.strip().isdecimal():
         return float(value)
     try:
         return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
@@ -55,7 +55,7 @@ def _retry_after(response: requests.Response) -> float | None:
 
 def _read_capped(response: requests.Response, library_id: str, url: str, max_bytes: int, deadline: float) -> bytes:
     declared = response.headers.get("Content-Length")
-    if declared and declared.isdigit() and int(declared) > max_bytes:
+    if declared and declared.isdecimal() and int(declared) > max_bytes:
         raise TerminalHarvestError(library_id, f"{url}: response of {int(declared):,} bytes exceeds the {max_bytes:,}-byte cap")
     chunks, size = [], 0
     # read1 returns what one socket read brings (iter_content waits for a full chunk), so the

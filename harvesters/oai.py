@@ -234,7 +234,7 @@ def read_page(root, body: bytes, received: bytes | None) -> Page | None:
     token = (element.text or "").strip() or None if element is not None else None
     size = element.get("completeListSize", "") if element is not None else ""
     digest = hashlib.blake2b("\0".join(_IDENTIFIERS(root)).encode(), digest_size=16).digest()
-    return Page(body, received, int(_HEADERS(root)) - deleted, deleted, token, int(size) if size.isdigit() else None, digest)
+    return Page(body, received, int(_HEADERS(root)) - deleted, deleted, token, int(size) if size.isdecimal() else None, digest)
 
 
 _TOKEN = re.compile(rb"<(?:\w+:)?resumptionToken\b[^>]*>([^<]+)</")

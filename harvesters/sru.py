@@ -92,7 +92,7 @@ def _child(element, name: str):
 def _integer(element, name: str) -> int | None:
     child = _child(element, name)
     text = (child.text or "").strip() if child is not None else ""
-    return int(text) if text.isdigit() else None
+    return int(text) if text.isdecimal() else None
 
 
 def mend(data: bytes) -> bytes:
@@ -131,7 +131,7 @@ def _marcxml_stamp(record_data) -> Stamp:
 def _diagnostic(element) -> Diagnostic:
     texts = {_local(part): (part.text or "").strip() for part in element}
     code = texts.get("uri", "").rsplit("/", 1)[-1]
-    return Diagnostic(int(code) if code.isdigit() else 0, texts.get("message", ""), texts.get("details", ""))
+    return Diagnostic(int(code) if code.isdecimal() else 0, texts.get("message", ""), texts.get("details", ""))
 
 
 def parse_response(data: bytes) -> SearchRetrieveResponse:

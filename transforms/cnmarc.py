@@ -32,7 +32,7 @@ def _material_type(leader: str, clc: list[str], subjects: list[str], title: str 
     if (title and title.endswith(_GAZETTEER_ENDINGS) and any(c.startswith("K29") for c in clc)) or any("地方志" in s for s in subjects):
         return "gazetteer"
     year = fixed[9:13]
-    if leader[6] == "a" and year.isdigit() and int(year) < 1912:
+    if leader[6] == "a" and year.isdecimal() and int(year) < 1912:
         return "ancient_book"
     return "monograph" if leader[6] in "ab" else "other"
 

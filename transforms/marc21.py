@@ -37,7 +37,7 @@ def holdings(record: MarcRecord) -> list[Holding]:
 
 def _nonfiling(title_field: str) -> int:
     indicator = indicators(title_field)[1:2]
-    return int(indicator) if indicator.isdigit() else 0
+    return int(indicator) if indicator.isdecimal() else 0  # isdigit() also takes "²", which int() refuses
 
 
 def _language(record: MarcRecord, fixed: str) -> str | None:

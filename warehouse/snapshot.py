@@ -26,7 +26,10 @@ library's records, holdings and quarantine are neither re-read nor rewritten, an
 Per-library files are what makes that possible (one changed library no longer rewrites the
 province); hard links are safe because published files are never modified (mode 0444). A file
 already in snapshot form is linked too: a changed library's staging files (the transform writes
-them so, schema.LIBRARY_TABLES) and dedup's tables.
+them so, schema.LIBRARY_TABLES) and dedup's tables. The holdings distribution, written again
+whenever a record or a holding changed, keeps the parent's rows of the manifestations nothing
+touched (`_write_holdings_distribution`); the catalogue is the parent's brought up to date
+(warehouse.catalogue) with the rows dedup's lineage and the transform's lists name.
 
 Deterministic: every file is written from rows in a total order with the same writer options,
 so the same inputs give the same bytes. `content_hash` covers the catalogue's content only:

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from faults.checks import LOC_FILE
@@ -98,6 +98,13 @@ def marcxml_documents(draw) -> bytes:
 
 @FUZZ
 @given(st.one_of(marcxml_documents(), st.binary(max_size=400).map(lambda b: b"<" + b)), st.sampled_from(["auto", "cnmarc", "marc21"]))
+# found by this test: "²" is a digit to str.isdigit() but not a number to int() (a 245 nonfiling indicator)
+@example(
+    document=b'<?xml version="1.0" encoding="UTF-8"?>\n<collection xmlns="http://www.loc.gov/MARC21/slim"><record><leader></leader>'
+             b'<controlfield tag="001"></controlfield><datafield tag="245" ind1="0\xc2\xb2" ind2="0"><subfield code=""></subfield>'
+             b'</datafield><datafield tag="020" ind1=" " ind2=" "><subfield code="a"></subfield></datafield></record></collection>',
+    syntax="auto",
+)
 def test_marcxml_reader_only_accepts_or_rejects(document, syntax):
     with tempfile.NamedTemporaryFile(suffix=".xml") as handle:
         handle.write(document)

@@ -212,3 +212,16 @@ def test_sources_validate_rejects_control_characters_in_any_value(tmp_path, caps
     sources.write_text(text, encoding="utf-8")
     assert main(["sources", "validate", "--sources", str(sources)]) == 1
     assert f"'{key}' contains a control character '\\x1b'" in capsys.readouterr().out
+
+
+# ---- numbers: "²" is a digit to str.isdigit() but not a number to int() or float() -----------------
+
+def test_digits_that_are_not_numbers_are_ignored_not_raised():
+    import requests
+
+    from harvesters import http
+
+    response = requests.Response()
+    response.headers["Retry-After"] = "²"
+    assert http._retry_after(response) is None
+    assert sru._integer(etree.fromstring("<response><numberOfRecords>²</numberOfRecords></response>"), "numberOfRecords") is None
