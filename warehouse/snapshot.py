@@ -258,10 +258,11 @@ def _write_holdings_distribution(writer: SnapshotWriter, libraries: pa.Table, li
             return writer.query(_distribution_sql(all_holdings, record_manifestation, libraries_file)
                                 + " order by manifestation_id, library_id", [])
         writer.con.execute(f"""
+            create or replace temp table changed_records as {changed_records};
             create or replace temp table touched_manifestations as
-            select manifestation_id from {record_manifestation} semi join ({changed_records}) using (record_key)
+            select manifestation_id from {record_manifestation} semi join changed_records using (record_key)
             union select manifestation_id from {_parquet(writer.parent / 'record_manifestation.parquet')}
-            semi join ({changed_records}) using (record_key);
+            semi join changed_records using (record_key);
             copy touched_manifestations to {sql_strings([str(folder / TOUCHED_MANIFESTATIONS)])[1:-1]} (format parquet);
         """)
         changed_keys["holdings_distribution"] = f"read_parquet('{TOUCHED_MANIFESTATIONS}')"  # relative to the snapshot
