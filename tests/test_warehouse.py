@@ -391,12 +391,14 @@ def test_a_holdings_distribution_brought_up_to_date_equals_one_computed_afresh(i
     assert _catalogue_content(second.path / "catalogue.duckdb") == _catalogue_built_afresh(second.path, tmp_path / "fresh")
 
 
-@pytest.mark.parametrize("case", ["once", "twice", "restaged"])
+@pytest.mark.parametrize("case", ["once", "twice", "restaged", "recopied", "recopied_elsewhere"])
 def test_a_file_drop_harvested_again_has_only_the_records_read_replaced(inputs, tmp_path, monkeypatch, case):
     """The transform lists the records of a new drop it read (new or changed); the catalogue
-    replaces only their rows, the others take the new run id, as a fresh build holds them. Two
-    transforms since the parent snapshot (the list of the second misses the first's changes), or
-    a staged file written since by something else: every row is compared instead."""
+    replaces only their rows and holdings, the others take the new run id, as a fresh build holds
+    them. Two transforms since the parent snapshot (the list of the second misses the first's
+    changes), or a staged file written since by something else: every row is compared instead;
+    its holdings file written since, or another library's holdings changed alone: the holdings of
+    the libraries are replaced whole."""
     libraries = _libraries(inputs)
     publish(inputs, libraries)
     library = next(lib for lib in libraries if lib.id == "ZJ014")
@@ -418,13 +420,19 @@ def test_a_file_drop_harvested_again_has_only_the_records_read_replaced(inputs, 
     assert transform(inputs, shrunk).reused > 0 and pq.read_table(inputs.staging_dir("ZJ013") / RECORDS_READ).num_rows == 0
     if case == "restaged":
         _restage(inputs, "ZJ014", _reharvested)
+    if case.startswith("recopied"):
+        _recopied(inputs, "ZJ004" if case == "recopied_elsewhere" else "ZJ014")
     dedup(inputs, libraries)
     used = []
     replace = catalogue._replace_changed_library_rows
     monkeypatch.setattr(catalogue, "_replace_changed_library_rows",
                         lambda con, table, names, files, keys: (used.append(keys is not None), replace(con, table, names, files, keys))[1])
+    lists = []
+    records_read = snapshot._records_read
+    monkeypatch.setattr(snapshot, "_records_read", lambda *args: (lambda keys: (lists.append(sorted(keys)), keys)[1])(records_read(*args)))
     second = publish(inputs, libraries)
-    assert used == [case == "once"]
+    assert used == [case in ("once", "recopied", "recopied_elsewhere")]
+    assert lists == [{"once": ["holdings", "records"], "recopied": ["records"], "recopied_elsewhere": ["records"]}.get(case, [])]
     assert _catalogue_content(second.path / "catalogue.duckdb") == _catalogue_built_afresh(second.path, tmp_path / "fresh")
 
 

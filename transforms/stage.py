@@ -12,9 +12,10 @@ records in it: a record whose bytes the staging already holds, read by the same
 code, keeps its row from there (with this run's run id) instead of being read
 again, so the work is proportional to what changed. The result is the same as
 reading every record (`full=True` does). `records_read.parquet` then lists the
-records that were read (new or changed), and the summary which version of
-`records.parquet` the others' rows came from: publish replaces only those
-records' rows in a catalogue built from that version (warehouse.catalogue).
+records that were read (new or changed), and the summary which versions of
+`records.parquet` and `holdings.parquet` the others' rows came from: publish
+replaces only those records' rows in a catalogue built from those versions
+(warehouse.catalogue).
 """
 
 from __future__ import annotations
@@ -61,8 +62,8 @@ class TransformSummary:
     reused: int = 0  # records whose row was kept from the previous staging
     rows_fingerprint: str = ""  # what the rows were read with (_rows_fingerprint)
     holdings_records: int = 0  # MFHD records whose holdings went to other records' rows
-    previous_records: list | None = None  # the version (atomic.file_version) of the records.parquet rows were kept from
-    records_version: list | None = None  # the version of the records.parquet this transform wrote
+    kept_from: dict | None = None  # records, holdings → version (atomic.file_version) of the staged file rows were kept from
+    written: dict = field(default_factory=dict)  # records, holdings → version of the staged file this transform wrote
     skipped: bool = False
 
     def line(self) -> str:
@@ -110,14 +111,14 @@ class _Previous:
     records: pa.Table
     known: dict[bytes, int]  # record_digest(raw) → row
     holdings: dict[str, list[tuple]]  # record_key → holding rows
-    version: tuple[int, ...]  # of the records file read
+    versions: dict[str, list[int]]  # records, holdings → version of the staged file read
 
     @classmethod
     def load(cls, staging: Path, summary: dict | None, rows_fingerprint: str) -> _Previous | None:
         if not summary or summary.get("rows_fingerprint") != rows_fingerprint or summary.get("holdings_records", 1):
             return None  # other code or settings; or holdings of MFHD records are mixed with the rows' own
         try:
-            version = atomic.file_version(staging / "records.parquet")
+            versions = _versions(staging)
             records = pq.read_table(staging / "records.parquet", schema=schema.RECORDS)
             holdings = pq.read_table(staging / "holdings.parquet", schema=schema.HOLDINGS)
         except (OSError, pa.ArrowException):
@@ -130,10 +131,14 @@ class _Previous:
         columns = [holdings.column(name).to_pylist() for name in ("record_key", *_HOLDING_COLUMNS)]
         for key, *holding in zip(*columns):
             by_key.setdefault(key, []).append(tuple(holding))
-        return cls(records, known, by_key, version)
+        return cls(records, known, by_key, versions)
 
 
 _DIGEST_BATCH = 65_536
+
+
+def _versions(staging: Path) -> dict[str, list[int]]:
+    return {table: list(atomic.file_version(staging / f"{table}.parquet")) for table in ("records", "holdings")}
 
 
 def read_summary(settings: Settings, library_id: str) -> dict | None:
@@ -345,8 +350,7 @@ def transform_library(settings: Settings, library: Library, *, full: bool = Fals
         quarantine_reasons=dict(Counter(q["reason"] for q in replay.quarantine)),
         profile=quality_profile(records, replay.quarantine), reused=len(replay.known_run_ids),
         rows_fingerprint=rows_fingerprint, holdings_records=replay.holdings_records,
-        previous_records=list(replay.previous.version) if replay.previous else None,
-        records_version=list(atomic.file_version(staging / "records.parquet")),
+        kept_from=replay.previous.versions if replay.previous else None, written=_versions(staging),
     )
     atomic.write_json(staging / SUMMARY, {k: v for k, v in asdict(summary).items() if k != "skipped"})
     return summary

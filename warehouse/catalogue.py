@@ -126,10 +126,17 @@ def _bring_up_to_date(con: duckdb.DuckDBPyConnection, changed_files: list[str], 
     for table in dropped | (KEPT_DERIVED.keys() & tables) - kept:
         con.execute(f"drop table {table}")
     con.execute("create temp table touched_records (record_key varchar)")
-    for table, libraries in deleted.items():
+    for table, libraries in sorted(deleted.items(), key=lambda item: item[0] not in KEYED_LIBRARY_TABLES):
         if table in KEYED_LIBRARY_TABLES:
             _replace_changed_library_rows(con, table, libraries, inserted.pop(table, []), changed_keys.get(table))
             con.execute(f"insert into touched_records select {KEYED_LIBRARY_TABLES[table][0]} from {table}_gone")
+        elif table in changed_keys and "records" in changed_keys:
+            # the rows of the records replaced (records_gone), no others: the transform kept the rest
+            con.execute(f"delete from {table} where record_key in (select record_key from records_gone)")
+            files = inserted.pop(table, [])
+            if files:
+                con.execute(f"insert into {table} by name select {', '.join(_columns(con, table))} from read_parquet(?::varchar[]) n "
+                            f"semi join {changed_keys[table]} r using (record_key)", [files])
         else:
             con.execute(f"delete from {table} where library_id in (select unnest(?::varchar[]))", [libraries])
     for table, files in inserted.items():

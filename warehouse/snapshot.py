@@ -355,23 +355,30 @@ def _changed_keys(settings: Settings, state: dict) -> dict[str, str]:
 
 def _records_read(settings: Settings, writer: SnapshotWriter, libraries: list[Library]) -> dict[str, str]:
     """{"records": a SQL relation of the records the transform read (new or changed) in the
-    libraries whose records file the parent snapshot did not have}: every other record of those
-    libraries has the parent's row but for its run id. Empty unless each such library's last
-    transform kept its rows from the very file the parent holds (its summary names that file's
-    version, and the version it wrote, which is still the staged one)."""
-    files = []
+    libraries whose records file the parent snapshot did not have, "holdings": the same}: every
+    other record of those libraries has the parent's rows but for its run id. Empty unless each
+    such library's last transform kept its rows from the very files the parent holds (its
+    summary names their versions, and those of the files it wrote, which are still the staged
+    ones); without "holdings" when only the records files are so."""
+    files, tables, checked = [], ["records", "holdings"], set()
     for library in libraries:
-        name = f"records.parquet/{library.id}.parquet"
-        if name in writer.reused or name not in writer.files:
+        if f"records.parquet/{library.id}.parquet" in writer.reused or f"records.parquet/{library.id}.parquet" not in writer.files:
             continue
         summary = read_summary(settings, library.id) or {}
         staging = settings.staging_dir(library.id)
-        parent_version = writer.parent_files.get(name, {}).get("version")
-        if (parent_version is None or summary.get("previous_records") != parent_version or not (staging / RECORDS_READ).is_file()
-                or summary.get("records_version") != list(file_version(staging / "records.parquet"))):
+        kept_from, written = summary.get("kept_from") or {}, summary.get("written") or {}
+        for table in list(tables):
+            parent_version = writer.parent_files.get(f"{table}.parquet/{library.id}.parquet", {}).get("version")
+            if (parent_version is None or kept_from.get(table) != parent_version
+                    or written.get(table) != list(file_version(staging / f"{table}.parquet"))):
+                tables.remove(table)
+        if "records" not in tables or not (staging / RECORDS_READ).is_file():
             return {}
         files.append(staging / RECORDS_READ)
-    return {"records": _parquet(*files)} if files else {}
+        checked.add(f"holdings.parquet/{library.id}.parquet")
+    if any(name.startswith("holdings.parquet/") and name not in writer.reused and name not in checked for name in writer.files):
+        tables.remove("holdings")  # a library's holdings changed without its records: replaced whole
+    return dict.fromkeys(tables, _parquet(*files)) if files else {}
 
 
 def _libraries_fingerprint(libraries: pa.Table) -> str:
