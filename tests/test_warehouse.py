@@ -391,7 +391,7 @@ def test_a_holdings_distribution_brought_up_to_date_equals_one_computed_afresh(i
     assert _catalogue_content(second.path / "catalogue.duckdb") == _catalogue_built_afresh(second.path, tmp_path / "fresh")
 
 
-@pytest.mark.parametrize("case", ["once", "twice", "restaged", "recopied", "recopied_elsewhere"])
+@pytest.mark.parametrize("case", ["once", "twice", "restaged", "recopied", "recopied_elsewhere", "recopied_both"])
 def test_a_file_drop_harvested_again_has_only_the_records_read_replaced(inputs, tmp_path, monkeypatch, case):
     """The transform lists the records of a new drop it read (new or changed); the catalogue
     replaces only their rows and holdings, the others take the new run id, as a fresh build holds
@@ -420,8 +420,9 @@ def test_a_file_drop_harvested_again_has_only_the_records_read_replaced(inputs, 
     assert transform(inputs, shrunk).reused > 0 and pq.read_table(inputs.staging_dir("ZJ013") / RECORDS_READ).num_rows == 0
     if case == "restaged":
         _restage(inputs, "ZJ014", _reharvested)
-    if case.startswith("recopied"):
-        _recopied(inputs, "ZJ004" if case == "recopied_elsewhere" else "ZJ014")
+    for library_id, cases in (("ZJ014", ("recopied", "recopied_both")), ("ZJ004", ("recopied_elsewhere", "recopied_both"))):
+        if case in cases:
+            _recopied(inputs, library_id)
     dedup(inputs, libraries)
     used = []
     replace = catalogue._replace_changed_library_rows
@@ -431,8 +432,8 @@ def test_a_file_drop_harvested_again_has_only_the_records_read_replaced(inputs, 
     records_read = snapshot._records_read
     monkeypatch.setattr(snapshot, "_records_read", lambda *args: (lambda keys: (lists.append(sorted(keys)), keys)[1])(records_read(*args)))
     second = publish(inputs, libraries)
-    assert used == [case in ("once", "recopied", "recopied_elsewhere")]
-    assert lists == [{"once": ["holdings", "records"], "recopied": ["records"], "recopied_elsewhere": ["records"]}.get(case, [])]
+    assert used == [case not in ("twice", "restaged")]
+    assert lists == [{"once": ["holdings", "records"], "twice": [], "restaged": []}.get(case, ["records"])]
     assert _catalogue_content(second.path / "catalogue.duckdb") == _catalogue_built_afresh(second.path, tmp_path / "fresh")
 
 

@@ -376,7 +376,8 @@ def _records_read(settings: Settings, writer: SnapshotWriter, libraries: list[Li
             return {}
         files.append(staging / RECORDS_READ)
         checked.add(f"holdings.parquet/{library.id}.parquet")
-    if any(name.startswith("holdings.parquet/") and name not in writer.reused and name not in checked for name in writer.files):
+    if "holdings" in tables and any(name.startswith("holdings.parquet/") and name not in writer.reused and name not in checked
+                                    for name in writer.files):
         tables.remove("holdings")  # a library's holdings changed without its records: replaced whole
     return dict.fromkeys(tables, _parquet(*files)) if files else {}
 
