@@ -43,6 +43,7 @@ from unioncat.settings import Settings
 
 SUMMARY = "summary.json"
 RECORDS_READ = "records_read.parquet"  # the keys of the records read, not kept from the staging
+KEPT_TABLES = ("records", "holdings")  # the staged tables whose rows a transform keeps (their versions: the summary)
 _TRANSFORMS = Path(__file__).parent
 _HOLDING_COLUMNS = ("call_number", "location", "copies", "available")  # of a holding row, after record_key
 
@@ -138,7 +139,7 @@ _DIGEST_BATCH = 65_536
 
 
 def _versions(staging: Path) -> dict[str, list[int]]:
-    return {table: list(atomic.file_version(staging / f"{table}.parquet")) for table in ("records", "holdings")}
+    return {table: list(atomic.file_version(staging / f"{table}.parquet")) for table in KEPT_TABLES}
 
 
 def read_summary(settings: Settings, library_id: str) -> dict | None:

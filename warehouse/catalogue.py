@@ -130,7 +130,7 @@ def _bring_up_to_date(con: duckdb.DuckDBPyConnection, changed_files: list[str], 
         if table in KEYED_LIBRARY_TABLES:
             _replace_changed_library_rows(con, table, libraries, inserted.pop(table, []), changed_keys.get(table))
             con.execute(f"insert into touched_records select {KEYED_LIBRARY_TABLES[table][0]} from {table}_gone")
-        elif table in changed_keys and "records" in changed_keys:
+        elif table in changed_keys:  # holdings, with the records' list (warehouse.snapshot._records_read)
             # the rows of the records replaced (records_gone), no others: the transform kept the rest
             con.execute(f"delete from {table} where record_key in (select record_key from records_gone)")
             files = inserted.pop(table, [])

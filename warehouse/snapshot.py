@@ -62,7 +62,7 @@ from dedup.features import sql_strings
 from dedup.stage import RECORD_CHANGES
 from dedup.stage import RUN_TAG as DEDUP_RUN_TAG
 from harvesters import state as harvest_state
-from transforms.stage import RECORDS_READ, read_summary
+from transforms.stage import KEPT_TABLES, RECORDS_READ, read_summary
 from unioncat import atomic, schema
 from unioncat.atomic import file_version, sha256_file
 from unioncat.registry import Library
@@ -360,9 +360,10 @@ def _records_read(settings: Settings, writer: SnapshotWriter, libraries: list[Li
     such library's last transform kept its rows from the very files the parent holds (its
     summary names their versions, and those of the files it wrote, which are still the staged
     ones); without "holdings" when only the records files are so."""
-    files, tables, checked = [], ["records", "holdings"], set()
+    files, tables, checked = [], list(KEPT_TABLES), set()
     for library in libraries:
-        if f"records.parquet/{library.id}.parquet" in writer.reused or f"records.parquet/{library.id}.parquet" not in writer.files:
+        name = f"records.parquet/{library.id}.parquet"
+        if name in writer.reused or name not in writer.files:
             continue
         summary = read_summary(settings, library.id) or {}
         staging = settings.staging_dir(library.id)
