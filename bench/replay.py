@@ -6,7 +6,8 @@ versions of the code on the same data, without the whole bench.
 
 The state is hard-linked into a temporary copy (the stages replace files, never write into
 them, so the kept state stays as it was), and the stage runs on the copy in this process, as
-`unioncat.pipeline` runs it. Prints the wall and CPU seconds, dedup's phases and summary line,
+`unioncat.pipeline` runs it. Prints the wall and CPU seconds (user and system, and the page
+faults behind most of the system time), dedup's phases and summary line,
 and with --statements S every DuckDB statement that took at least S seconds, in order (a
 query read as it is written counts where it is read). For an A/B, run the same command from
 two checkouts (`git worktree add`) one after the other, alternating: this VM's speed moves by
@@ -130,13 +131,17 @@ def main() -> None:
         keep_state(args.state, args.state / "sources.toml", copy)
         if args.same_matching:
             adopt_matching_code(copy)
-        started, cpu = time.perf_counter(), time.process_time()
+        started, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
         line = replay(args.stage, copy, args.full)
-        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+        seconds, after = time.perf_counter() - started, resource.getrusage(resource.RUSAGE_SELF)
     finally:
         remove_tree(work)  # the snapshots in it are frozen (read-only folders)
     print(line)
-    print(f"{args.stage}: {seconds:.1f} s, {cpu:.1f} CPU s, peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024:,} MB")
+    user, system = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
+    # system time is mostly page faults: memory DuckDB fills (temp tables, hash tables, copies)
+    # touched for the first time since its allocator last handed it back to the kernel
+    print(f"{args.stage}: {seconds:.1f} s, {user + system:.1f} CPU s (user {user:.1f}, system {system:.1f}; "
+          f"{after.ru_minflt - before.ru_minflt:,} page faults), peak RSS {after.ru_maxrss // 1024:,} MB")
     if args.statements is not None:
         for took, statement in TIMINGS:
             if took >= args.statements:
