@@ -107,9 +107,11 @@ def build_works(con: duckdb.DuckDBPyConnection) -> None:
             join cluster_nodes c using (cluster) join match_nodes n on n.rid = c.node
             left join (select rid, unnest(string_split(authors_key, ' ')) as surname from match_nodes where authors_key <> '') a on a.rid = n.rid
             where t.work_title <> ''
-        )
-        select n.node, ((select count(*) from work_nodes) + dense_rank() over (order by work_key) - 1)::integer as key_node
-        from keys join work_nodes n using (cluster);
+        ),
+        -- a key's number only names it in this run's graph: numbered as found, not sorted
+        key_numbers as (select work_key, ((select count(*) from work_nodes) + row_number() over () - 1)::integer as key_node
+                        from (select distinct work_key from keys))
+        select n.node, k.key_node from keys join key_numbers k using (work_key) join work_nodes n using (cluster);
         drop table work_titles;
     """)
     n = con.sql("select count(*) from work_nodes").fetchall()[0][0]
