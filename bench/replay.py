@@ -139,7 +139,7 @@ def main() -> None:
     print(line)
     user, system = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
     # system time is mostly page faults: memory DuckDB fills (temp tables, hash tables, copies)
-    # touched for the first time since its allocator last handed it back to the kernel
+    # touched for the first time (BENCHMARKS.md: the allocator settings that did not change that)
     print(f"{args.stage}: {seconds:.1f} s, {user + system:.1f} CPU s (user {user:.1f}, system {system:.1f}; "
           f"{after.ru_minflt - before.ru_minflt:,} page faults), peak RSS {after.ru_maxrss // 1024:,} MB")
     if args.statements is not None:
