@@ -430,7 +430,13 @@ def test_a_file_drop_harvested_again_has_only_the_records_read_replaced(inputs, 
                         lambda con, table, names, files, keys: (used.append(keys is not None), replace(con, table, names, files, keys))[1])
     lists = []
     records_read = snapshot._records_read
-    monkeypatch.setattr(snapshot, "_records_read", lambda *args: (lambda keys: (lists.append(sorted(keys)), keys)[1])(records_read(*args)))
+
+    def listed(*args):
+        keys = records_read(*args)
+        lists.append(sorted(keys))
+        return keys
+
+    monkeypatch.setattr(snapshot, "_records_read", listed)
     second = publish(inputs, libraries)
     assert used == [case not in ("twice", "restaged")]
     assert lists == [{"once": ["holdings", "records"], "twice": [], "restaged": []}.get(case, ["records"])]

@@ -9,8 +9,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import requests
 from lxml import etree
 
+from harvesters import http as harvest_http
 from harvesters import oai, sru
 from transforms.readers import Accepted, Rejected, read_iso2709, read_xml
 from unioncat.cli import main
@@ -217,11 +219,7 @@ def test_sources_validate_rejects_control_characters_in_any_value(tmp_path, caps
 # ---- numbers: "²" is a digit to str.isdigit() but not a number to int() or float() -----------------
 
 def test_digits_that_are_not_numbers_are_ignored_not_raised():
-    import requests
-
-    from harvesters import http
-
     response = requests.Response()
     response.headers["Retry-After"] = "²"
-    assert http._retry_after(response) is None
+    assert harvest_http._retry_after(response) is None
     assert sru._integer(etree.fromstring("<response><numberOfRecords>²</numberOfRecords></response>"), "numberOfRecords") is None
