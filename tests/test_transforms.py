@@ -6,6 +6,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import pyarrow.compute as pc
 import pymarc
 import pytest
 
@@ -94,15 +95,20 @@ def test_gb18030_declared_as_unicode_is_detected_not_garbled():
     assert "encoding_detected" in result.row["quality_flags"]
 
 
-def _serial_with_mfhd_holdings() -> bytes:
-    """A MARC21 bibliographic record b1 and an MFHD holdings record h1 (852 at MAIN, PER 12) linked to it."""
+def _serial_and_mfhd() -> tuple[bytes, bytes]:
+    """A MARC21 bibliographic record b1 (a copy at BRANCH) and an MFHD holdings record h1 (852 at MAIN, PER 12) linked to it."""
     bib = pymarc.Record(leader="00000nam a2200000 a 4500", force_utf8=True)
     bib.add_field(pymarc.Field(tag="001", data="b1"),
-                  pymarc.Field(tag="245", indicators=["0", "0"], subfields=[pymarc.Subfield("a", "Serial title")]))
+                  pymarc.Field(tag="245", indicators=["0", "0"], subfields=[pymarc.Subfield("a", "Serial title")]),
+                  pymarc.Field(tag="852", indicators=[" ", " "], subfields=[pymarc.Subfield("b", "BRANCH"), pymarc.Subfield("h", "PER 7")]))
     mfhd = pymarc.Record(leader="00000ny  a2200000   4500", force_utf8=True)
     mfhd.add_field(pymarc.Field(tag="001", data="h1"), pymarc.Field(tag="004", data="b1"),
                    pymarc.Field(tag="852", indicators=[" ", " "], subfields=[pymarc.Subfield("b", "MAIN"), pymarc.Subfield("h", "PER 12")]))
-    return bib.as_marc() + mfhd.as_marc()
+    return bib.as_marc(), mfhd.as_marc()
+
+
+def _serial_with_mfhd_holdings() -> bytes:
+    return b"".join(_serial_and_mfhd())
 
 
 def test_mfhd_holdings_attach_to_their_bibliographic_record():
@@ -243,6 +249,31 @@ def test_a_new_drop_reads_only_its_changed_records_and_stages_what_reading_all_w
     assert transform_library(settings, library).reused == 0
 
 
+def test_a_holdings_record_adds_to_the_holdings_of_a_kept_record(tmp_path):
+    """A drop sent again with an MFHD holdings record for a record whose bytes did not change:
+    the record's row is kept, and its holdings are the ones it had plus the MFHD's, as reading
+    every record gives."""
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    sources = write_registry(tmp_path, {"F01": ("county", [])})
+    settings = Settings.resolve(sources, tmp_path / "var")
+    library = load_registry(sources).get("F01")
+    bib, mfhd = _serial_and_mfhd()
+    _land(settings, library, "run1", {"all.mrc": bib + _cnmarc("b2", "西湖志", "utf-8", 1)})
+    transform_library(settings, library)
+    _land(settings, library, "run2", {"all.mrc": bib + mfhd + _cnmarc("b2", "西湖志", "utf-8", 1)})
+    shutil.copytree(settings.data_dir, tmp_path / "full")
+
+    summary = transform_library(settings, library)
+    transform_library(Settings.resolve(sources, tmp_path / "full"), library, full=True)
+    assert (summary.reused, summary.holdings_records) == (2, 1)
+    ours = pq.read_table(settings.staging_dir("F01") / "holdings.parquet")
+    assert ours.equals(pq.read_table(tmp_path / "full" / "staging" / "F01" / "holdings.parquet"))
+    assert ours.filter(pc.equal(ours["record_key"], "F01:b1"))["call_number"].to_pylist() == ["PER 12", "PER 7"]
+
+
 def test_a_library_with_holdings_records_is_read_whole_again(tmp_path):
     """MFHD holdings land on their bibliographic record's row: its staged holdings are not its
     own alone, so such a library's records are never kept from the staging."""
@@ -253,4 +284,4 @@ def test_a_library_with_holdings_records_is_read_whole_again(tmp_path):
     assert transform_library(settings, library).holdings_records == 1
     _land(settings, library, "run2", {"all.mrc": _serial_with_mfhd_holdings() + _cnmarc("b2", "西湖志", "utf-8", 1)})
     summary = transform_library(settings, library)
-    assert (summary.reused, summary.records, summary.holdings) == (0, 2, 2)
+    assert (summary.reused, summary.records, summary.holdings) == (0, 2, 3)

@@ -65,9 +65,10 @@ class HoldingsRecord:
 
 @dataclass
 class Known:
-    """A record whose bytes the previous transform of the library read: its row `row` there."""
+    """Consecutive records whose bytes the previous transform of the library read: their rows
+    there, in order (one result for a run of them: most of a file sent again is known)."""
 
-    row: int
+    rows: list[int]
 
 
 Result = Accepted | Rejected | Tombstone | HoldingsRecord | Known
@@ -135,12 +136,16 @@ def read_iso2709(data: bytes, *, library_id: str, run_id: str, syntax: str = "au
                  known: dict[bytes, int] | None = None) -> Iterator[Result]:
     """`known`: digest (record_digest) → row of the records read before, which come as `Known`
     without being read again."""
+    rows: list[int] = []
     for position, chunk in split_records(data):
         if known is not None:
             row = known.get(record_digest(chunk))
             if row is not None:
-                yield Known(row)
+                rows.append(row)
                 continue
+            if rows:
+                yield Known(rows)
+                rows = []
         try:
             raw = parse_record(chunk)
             fmt = bibliographic_format(raw.tags, syntax)
@@ -152,6 +157,8 @@ def read_iso2709(data: bytes, *, library_id: str, run_id: str, syntax: str = "au
             yield result
         except RecordError as error:
             yield Rejected(position, error.reason, error.detail, chunk)
+    if rows:
+        yield Known(rows)
 
 
 # ---- XML: MARCXML, SRU and OAI-PMH pages -----------------------------------------------------

@@ -30,6 +30,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -111,7 +112,7 @@ class _Previous:
 
     records: pa.Table
     known: dict[bytes, int]  # record_digest(raw) → row
-    holdings: dict[str, list[tuple]]  # record_key → holding rows
+    holdings: pa.Table
     versions: dict[str, list[int]]  # records, holdings → version of the staged file read
 
     @classmethod
@@ -128,11 +129,10 @@ class _Previous:
         for start in range(0, records.num_rows, _DIGEST_BATCH):  # not every record's bytes as Python objects at once
             raws = records.column("raw").slice(start, _DIGEST_BATCH).to_pylist()
             known.update((record_digest(raw), start + n) for n, raw in enumerate(raws))
-        by_key: dict[str, list[tuple]] = {}
-        columns = [holdings.column(name).to_pylist() for name in ("record_key", *_HOLDING_COLUMNS)]
-        for key, *holding in zip(*columns):
-            by_key.setdefault(key, []).append(tuple(holding))
-        return cls(records, known, by_key, versions)
+        return cls(records, known, holdings, versions)
+
+    def holdings_of(self, keys: list[str]) -> pa.Table:
+        return self.holdings.filter(pc.is_in(self.holdings.column("record_key"), value_set=pa.array(keys, pa.string())))
 
 
 _DIGEST_BATCH = 65_536
@@ -166,10 +166,13 @@ class _Replay:
         self.rows = 0
         self.read_rows = 0  # rows read this time, in self.batches and self.columns
         self.source = array("q")  # row → its read row, or -1 - its row in previous.records
-        self.known_run_ids: list[str] = []  # run id of each reused row, in order
+        self.run_ids: list[str] = []  # the run ids of the pages replayed, in order
+        self.run_of = array("i")  # row → its run id's place in run_ids
+        self.reused = 0  # rows kept from previous.records
         self.position: dict[str, int] = {}  # record_key → row number of its live version
         self.origin: dict[str, Path] = {}
-        self.holdings: dict[str, list[tuple]] = {}  # record_key → holding rows (_HOLDING_COLUMNS)
+        # record_key → holding rows (_HOLDING_COLUMNS), or None: the previous staging's rows of the key
+        self.holdings: dict[str, list[tuple] | None] = {}
         self.by_oai_identifier: dict[str, str] = {}
         self.quarantine: list[dict] = []
         self.updated = self.deleted = self.holdings_records = 0
@@ -188,16 +191,43 @@ class _Replay:
                 self.deleted += 1
         elif isinstance(result, HoldingsRecord):
             key = f"{self.library_id}:{result.bib_local_id}"
-            self.holdings.setdefault(key, []).extend(self._holding_rows(result.holdings))
+            self._own_holdings(key).extend(self._holding_rows(result.holdings))
             self.holdings_records += 1
         elif isinstance(result, Known):
-            key = self.previous_keys[result.row]
-            self._place(path, run_id, key)
-            self.source.append(-1 - result.row)
-            self.known_run_ids.append(run_id)
-            self.holdings[key] = list(self.previous.holdings.get(key, ()))
+            self._keep(path, run_id, result.rows)
         else:
             self._accept(path, run_id, result)
+
+    def _keep(self, path: Path, run_id: str, rows: list[int]) -> None:
+        """The previous staging's `rows` live again (most of a file sent again): placed as `_place`
+        places a row, with the work of a key not seen yet in this replay done inline."""
+        keys, position, origin, holdings = self.previous_keys, self.position, self.origin, self.holdings
+        for row in rows:
+            key = keys[row]
+            if key in position:
+                self._place(path, run_id, key)
+            else:
+                origin[key] = path
+                position[key] = self.rows
+                self.rows += 1
+            holdings[key] = None
+        self.source.extend([-1 - row for row in rows])
+        self.run_of.extend([self._run(run_id)] * len(rows))
+        self.reused += len(rows)
+
+    def _run(self, run_id: str) -> int:
+        if not self.run_ids or self.run_ids[-1] != run_id:
+            self.run_ids.append(run_id)
+        return len(self.run_ids) - 1
+
+    def _own_holdings(self, key: str) -> list[tuple]:
+        """The holding rows of `key`, to be added to (a kept key's taken from the previous staging)."""
+        rows = self.holdings.get(key, [])
+        if rows is None:
+            kept = self.previous.holdings_of([key])
+            rows = list(zip(*(kept.column(name).to_pylist() for name in _HOLDING_COLUMNS)))
+        self.holdings[key] = rows
+        return rows
 
     @staticmethod
     def _holding_rows(holdings) -> list[tuple]:
@@ -208,6 +238,7 @@ class _Replay:
         key = row["record_key"]
         self._place(path, run_id, key)
         self.source.append(self.read_rows)
+        self.run_of.append(self._run(run_id))
         for name, column in self.columns.items():
             column.append(row[name])
         self.read_rows += 1
@@ -252,28 +283,32 @@ class _Replay:
         self._cut_batch()
         table = pa.Table.from_batches(self.batches, schema=schema.RECORDS)
         self.batches = []
-        live = [self.position[key] for key in sorted(self.position)]  # str order is UTF-8 byte order, as Arrow's
-        sources = [self.source[row] for row in live]
-        if not self.known_run_ids:
-            return table.take(pa.array(sources, pa.int64()))
-        read_run_ids, known = table.column("run_id").to_pylist(), iter(self.known_run_ids)
-        run_ids = [next(known) if source < 0 else read_run_ids[source] for source in self.source]  # in replay order
-        order = [source if source >= 0 else self.read_rows - 1 - source for source in sources]
-        table = pa.concat_tables([table, self.previous.records]).take(pa.array(order, pa.int64()))
+        live = np.array([self.position[key] for key in sorted(self.position)], np.int64)  # str order is UTF-8 byte order, as Arrow's
+        sources = np.frombuffer(self.source, np.int64)[live]
+        if not self.reused:
+            return table.take(pa.array(sources))
+        order = np.where(sources >= 0, sources, self.read_rows - 1 - sources)
+        table = pa.concat_tables([table, self.previous.records]).take(pa.array(order))
+        run_ids = pa.array(self.run_ids, pa.string()).take(pa.array(np.frombuffer(self.run_of, np.int32)[live]))
         run_id = schema.RECORDS.get_field_index("run_id")
-        return table.set_column(run_id, schema.RECORDS.field(run_id), pa.array([run_ids[row] for row in live], pa.string()))
+        return table.set_column(run_id, schema.RECORDS.field(run_id), run_ids)
 
     def read_keys(self) -> pa.Table:
         """The keys of the live rows read this time (not kept from the previous staging), in order."""
         return pa.table({"record_key": pa.array(sorted(key for key, row in self.position.items() if self.source[row] >= 0), pa.string())})
 
     def holdings_table(self) -> pa.Table:
-        keys = [key for key, rows in self.holdings.items() for _ in rows]
-        rows = [row for rows in self.holdings.values() for row in rows]
+        """The holding rows, in no order (written sorted on every column): the kept keys' taken
+        from the previous staging at once."""
+        read = {key: rows for key, rows in self.holdings.items() if rows is not None}
+        keys = [key for key, rows in read.items() for _ in rows]
+        rows = [row for rows in read.values() for row in rows]
         columns = dict(zip(_HOLDING_COLUMNS, zip(*rows))) if rows else {}
-        return pa.table({"record_key": keys, "library_id": [self.library_id] * len(keys),
-                         **{name: columns.get(name, ()) for name in _HOLDING_COLUMNS}},
-                        schema=schema.HOLDINGS)
+        table = pa.table({"record_key": keys, "library_id": [self.library_id] * len(keys),
+                          **{name: columns.get(name, ()) for name in _HOLDING_COLUMNS}},
+                         schema=schema.HOLDINGS)
+        kept = [key for key, rows in self.holdings.items() if rows is None]
+        return pa.concat_tables([self.previous.holdings_of(kept), table]) if kept else table
 
 
 def quality_profile(records: pa.Table, quarantine: list[dict]) -> dict:
@@ -349,7 +384,7 @@ def transform_library(settings: Settings, library: Library, *, full: bool = Fals
         library.id, fingerprint, files=len(paths), records=records.num_rows, updated=replay.updated, deleted=replay.deleted,
         holdings=holdings.num_rows, quarantined=len(replay.quarantine),
         quarantine_reasons=dict(Counter(q["reason"] for q in replay.quarantine)),
-        profile=quality_profile(records, replay.quarantine), reused=len(replay.known_run_ids),
+        profile=quality_profile(records, replay.quarantine), reused=replay.reused,
         rows_fingerprint=rows_fingerprint, holdings_records=replay.holdings_records,
         kept_from=replay.previous.versions if replay.previous else None, written=_versions(staging),
     )
