@@ -3,10 +3,12 @@ whole MARC corpus of ../shared/data without an exception, GB18030 CNMARC,
 and the replay of incremental OAI pages."""
 
 import json
+import shutil
 from collections import Counter
 from pathlib import Path
 
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pymarc
 import pytest
 
@@ -141,8 +143,6 @@ def test_incremental_oai_pages_replay_to_the_current_catalogue(tmp_path):
 
     summary = transform_library(settings, library)
     assert (summary.records, summary.updated, summary.deleted, summary.quarantined) == (2, 1, 1, 0)
-    import pyarrow.parquet as pq
-
     rows = {r["local_id"]: r for r in pq.read_table(settings.staging_dir("O01") / "records.parquet").to_pylist()}
     assert set(rows) == {"1", "3"} and rows["1"]["title"] == "西湖志（修订）" and rows["1"]["datestamp"] == "2026-02-01"
     assert summary.profile["with_class"] == 1.0 and summary.profile["formats"] == {"cnmarc": 2}
@@ -205,10 +205,6 @@ def _land(settings, library, run_id: str, files: dict[str, bytes]) -> None:
 def test_a_new_drop_reads_only_its_changed_records_and_stages_what_reading_all_would(tmp_path, monkeypatch):
     """A library sends its whole catalogue again with a few records changed: unchanged records
     keep their rows (with the new run id), and the staging equals a full transform's."""
-    import shutil
-
-    import pyarrow.parquet as pq
-
     sources = write_registry(tmp_path, {"F01": ("county", [])})
     settings = Settings.resolve(sources, tmp_path / "var")
     library = load_registry(sources).get("F01")
@@ -253,10 +249,6 @@ def test_a_holdings_record_adds_to_the_holdings_of_a_kept_record(tmp_path):
     """A drop sent again with an MFHD holdings record for a record whose bytes did not change:
     the record's row is kept, and its holdings are the ones it had plus the MFHD's, as reading
     every record gives."""
-    import shutil
-
-    import pyarrow.parquet as pq
-
     sources = write_registry(tmp_path, {"F01": ("county", [])})
     settings = Settings.resolve(sources, tmp_path / "var")
     library = load_registry(sources).get("F01")
