@@ -177,17 +177,15 @@ def proposed_pairs(con: duckdb.DuckDBPyConnection, out: str = "proposed_pairs") 
 def pair_blocks(con: duckdb.DuckDBPyConnection, pairs: str, out: str = "pair_blocks") -> None:
     """`out(rid_a, rid_b, blocks_now, affected, before)` for the pairs of `pairs(rid_a, rid_b)`
     that share an affected block: the affected blocks proposing the pair now, all the affected
-    blocks holding both, and whether one of them proposed it before (both nodes unchanged)."""
+    blocks holding both, and whether one of them proposed it before (both nodes unchanged).
+    A node is in a block once (its keys of one kind are distinct: `BLOCK_KEYS` unnests sets), so
+    each shared block is one row of the join: grouped once by pair (grouping by block first, to
+    merge repeated memberships, took 5.0–5.9 s at 11.27M records, this 4.0–4.5 s)."""
     con.execute(f"""
         create or replace temp table {out} as
-        with shared as (
-            select p.rid_a, p.rid_b, x.block_id, bool_or({_proposes('x', 'y', 'now')}) as now,
-                   bool_or(x.side = 0 and y.side = 0 and {_proposes('x', 'y', 'before')}) as before
-            from {pairs} p
-            join block_rows x on x.rid = p.rid_a join block_rows y on y.block_id = x.block_id and y.rid = p.rid_b
-            group by all
-        )
-        select rid_a, rid_b, coalesce(list_sort(list(block_id) filter (where now)), []) as blocks_now,
-               list(block_id) as affected, bool_or(before) as before
-        from shared group by rid_a, rid_b
+        select p.rid_a, p.rid_b, coalesce(list_sort(list(x.block_id) filter (where {_proposes('x', 'y', 'now')})), []) as blocks_now,
+               list(x.block_id) as affected, bool_or(x.side = 0 and y.side = 0 and {_proposes('x', 'y', 'before')}) as before
+        from {pairs} p
+        join block_rows x on x.rid = p.rid_a join block_rows y on y.block_id = x.block_id and y.rid = p.rid_b
+        group by p.rid_a, p.rid_b
     """)

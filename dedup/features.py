@@ -283,8 +283,9 @@ def _compute_features(con: duckdb.DuckDBPyConnection, source: str) -> int:
         create or replace temp table match_features as
         with features as (
             select s.record_key, s.library_id, {input_hash('s')} as input_hash,
-                   list_sort(coalesce(s.isbn, [])) as isbn,
-                   list_sort(coalesce(s.issn, [])) as issn,
+                   -- each value once: a record is then in each of its blocks once (dedup.blocking)
+                   list_sort(list_distinct(coalesce(s.isbn, []))) as isbn,
+                   list_sort(list_distinct(coalesce(s.issn, []))) as issn,
                    s.title_key, t.title_text, k.title_info,
                    coalesce(s.title_pinyin, '') as title_pinyin,
                    coalesce(s.publisher_key, '') as publisher_key,
