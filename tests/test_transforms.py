@@ -15,7 +15,7 @@ import pytest
 from conftest import REPO, write_registry
 from harvesters.landing import HarvestRun
 from transforms.iso2709 import encode_record, split_records
-from transforms.readers import Accepted, HoldingsRecord, Rejected, read_file, read_iso2709, sniff
+from transforms.readers import Accepted, HoldingsRecord, Rejected, read_file, read_iso2709, record_digest, sniff
 from transforms import stage
 from transforms.stage import transform_library
 from unioncat.registry import load_registry
@@ -243,6 +243,45 @@ def test_a_new_drop_reads_only_its_changed_records_and_stages_what_reading_all_w
     assert f"transformed ({summary.reused} unchanged records kept), {len(later)} records" in summary.line()
     monkeypatch.setattr("transforms.normalise.KEYS_VERSION", "next")  # rows of other keys are never reused
     assert transform_library(settings, library).reused == 0
+
+
+def _staged_digests_match(staging) -> None:
+    """The digests file holds record_digest of each staged record's bytes, row by row."""
+    raws = pq.read_table(staging / "records.parquet").column("raw").to_pylist()
+    assert pq.read_table(staging / "record_digests.parquet").column("digest").to_pylist() == [record_digest(raw) for raw in raws]
+
+
+def test_drops_sent_again_keep_the_digests_of_the_records_and_distrust_stale_ones(tmp_path, monkeypatch):
+    """Each transform writes its records' digests; the next takes them instead of hashing every
+    staged record again, unless the staged records are no longer the file it wrote them for."""
+    hashed = []
+    monkeypatch.setattr(stage, "raw_digests", lambda raws, digests=stage.raw_digests: hashed.append(len(raws)) or digests(raws))
+    sources = write_registry(tmp_path, {"F01": ("county", [])})
+    settings = Settings.resolve(sources, tmp_path / "var")
+    library = load_registry(sources).get("F01")
+    staging = settings.staging_dir("F01")
+    catalogue = {f"b{n}": (f"西湖志第{n}卷", "utf-8", 1) for n in range(40)}
+    for run in range(1, 5):
+        if run > 1:  # some changed, one withdrawn, one added: the kept rows move
+            catalogue = {**{k: v for k, v in catalogue.items() if k != f"b{run}"}, f"b{run * 7}": (f"湖山{run}", "utf-8", 2),
+                         f"new{run}": (f"新书{run}", "utf-8", 1)}
+        _land(settings, library, f"run{run}", {"all.mrc": b"".join(_cnmarc(key, *book) for key, book in sorted(catalogue.items()))})
+        if run == 4:  # the staged records rewritten since (same rows, another file), the digests not theirs
+            records = pq.read_table(staging / "records.parquet")
+            pq.write_table(records, staging / "records.parquet")
+            digests = pq.read_table(staging / "record_digests.parquet")
+            pq.write_table(digests.take(list(reversed(range(digests.num_rows)))), staging / "record_digests.parquet")
+        shutil.rmtree(tmp_path / "full", ignore_errors=True)
+        shutil.copytree(settings.data_dir, tmp_path / "full")
+        hashed.clear()
+        summary = transform_library(settings, library)
+        # the records read (all, then the changed and the new one), and the staged ones when stale
+        assert sum(hashed) == {1: len(catalogue), 4: 2 + len(catalogue)}.get(run, 2), run
+        transform_library(Settings.resolve(sources, tmp_path / "full"), library, full=True)
+        assert summary.reused == (0 if run == 1 else len(catalogue) - 2), run
+        for name in ("records", "holdings", "record_digests"):
+            assert pq.read_table(staging / f"{name}.parquet").equals(pq.read_table(tmp_path / "full" / "staging" / "F01" / f"{name}.parquet")), (run, name)
+        _staged_digests_match(staging)
 
 
 def test_a_holdings_record_adds_to_the_holdings_of_a_kept_record(tmp_path):

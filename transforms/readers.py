@@ -74,9 +74,12 @@ class Known:
 Result = Accepted | Rejected | Tombstone | HoldingsRecord | Known
 
 
+DIGEST_BYTES = 16
+
+
 def record_digest(raw: bytes) -> bytes:
     """What identifies a record's bytes between two transforms of a library."""
-    return hashlib.blake2b(raw, digest_size=16).digest()
+    return hashlib.blake2b(raw, digest_size=DIGEST_BYTES).digest()
 
 
 def bibliographic_format(tags, configured: str) -> str:
