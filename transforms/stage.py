@@ -308,7 +308,8 @@ class _Replay:
         sources = np.frombuffer(self.source, np.int64)[live]
         digests = raw_digests(table.column("raw"))
         if not self.reused:
-            return table.take(pa.array(sources)), digests.take(pa.array(sources))
+            indices = pa.array(sources)
+            return table.take(indices), digests.take(indices)
         order = pa.array(np.where(sources >= 0, sources, self.read_rows - 1 - sources))
         table = pa.concat_tables([table, self.previous.records]).take(order)
         run_ids = pa.array(self.run_ids, pa.string()).take(pa.array(np.frombuffer(self.run_of, np.int32)[live]))
