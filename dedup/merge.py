@@ -38,10 +38,9 @@ def merge_rows(previous: Iterable[pa.Table], recomputed: Iterable[pa.RecordBatch
     not listed, e.g. when there is no previous row to differ from)."""
     table_schema = table_schema.remove_metadata()
     pending = _Pending(recomputed, table_schema, key)
-    noted = changed if changed is not None else []
     for rows in previous:
         if rows.num_rows:
-            yield from _merged(rows, pending.up_to(rows.column(key)[-1].as_py()), key, updates, gone, noted).to_batches()
+            yield from _merged(rows, pending.up_to(rows.column(key)[-1].as_py()), key, updates, gone, changed).to_batches()
     for batch in pending.rest():  # after the last previous row (a first run: all), as they come
         if changed is not None:
             changed.append(batch.column(key))
@@ -80,7 +79,7 @@ class _Pending:
         return pa.Table.from_batches([batch]).select(self._schema.names).cast(self._schema)
 
 
-def _merged(rows: pa.Table, recomputed: pa.Table, key: str, updates: pa.Table, gone: pa.Array, changed: list[pa.Array]) -> pa.Table:
+def _merged(rows: pa.Table, recomputed: pa.Table, key: str, updates: pa.Table, gone: pa.Array, changed: list[pa.Array] | None) -> pa.Table:
     """Both tables sorted by `key`: every key is placed by binary search on fixed-width bytes (a
     hash set of each batch's 131,072 keys, built per batch, took 3.2 s of the 9.4 s merge at
     11.27M records)."""
@@ -88,9 +87,10 @@ def _merged(rows: pa.Table, recomputed: pa.Table, key: str, updates: pa.Table, g
     width = _width(keys, recomputed_keys)
     sorted_keys, sorted_recomputed = _sortable(keys, width), _sortable(recomputed_keys, width)
     previous_at, known = _positions(sorted_keys, sorted_recomputed)
-    differs = _row_distinct(recomputed.filter(pa.array(known)), rows.take(previous_at[known]))
-    changed.append(pc.filter(pc.filter(recomputed_keys, pa.array(known)), differs))
-    changed.append(pc.filter(recomputed_keys, pa.array(np.logical_not(known))))
+    if changed is not None:
+        differs = _row_distinct(recomputed.filter(pa.array(known)), rows.take(previous_at[known]))
+        changed.append(pc.filter(pc.filter(recomputed_keys, pa.array(known)), differs))
+        changed.append(pc.filter(recomputed_keys, pa.array(np.logical_not(known))))
 
     removed = np.zeros(len(keys), bool)
     removed[previous_at[known]] = True
@@ -146,7 +146,7 @@ def _sortable(keys: pa.Array, width: int) -> np.ndarray:
     return matrix.view(f"S{width}").ravel()
 
 
-def _updated(rows: pa.Table, key: str, updates: pa.Table, changed: list[pa.Array]) -> pa.Table:
+def _updated(rows: pa.Table, key: str, updates: pa.Table, changed: list[pa.Array] | None) -> pa.Table:
     if not updates.num_rows:
         return rows
     at = pc.index_in(rows.column(key), value_set=updates.column(key).combine_chunks())
@@ -159,7 +159,8 @@ def _updated(rows: pa.Table, key: str, updates: pa.Table, changed: list[pa.Array
             position = rows.schema.get_field_index(name)
             new = pc.if_else(found, pc.take(updates.column(name), at), rows.column(name)).cast(rows.schema.field(name).type)
             rows = rows.set_column(position, rows.schema.field(name), new)
-    changed.append(_array(pc.filter(rows.column(key), _row_distinct(rows, before))))
+    if changed is not None:
+        changed.append(_array(pc.filter(rows.column(key), _row_distinct(rows, before))))
     return rows
 
 

@@ -178,6 +178,25 @@ def test_a_work_split_leaves_its_id_with_the_part_holding_more_records(tmp_path)
     assert after["B:1"] == after["C:1"] == after["D:1"] == before["B:1"] != after["A:1"]
 
 
+def test_a_carried_manifestation_takes_the_new_id_of_the_work_it_was_left_in(tmp_path):
+    # B:1–D:1 take another author: the work splits, its id stays with their three records and
+    # A:1's manifestation, carried as it was, is the part that takes a new work id
+    second_edition = {**X, "edition": "第2版", "year": "2015", "isbn": None}
+    before = [book("A:1", **second_edition), book("B:1", **X), book("C:1", **X), book("D:1", **X)]
+    after = [before[0], *(book(key, **{**X, "authors": ("李明",)}) for key in ("B:1", "C:1", "D:1"))]
+    incremental = Runs(tmp_path / "incremental")
+    incremental(before)
+    shutil.copytree(tmp_path / "incremental", tmp_path / "full")
+    work_before = {row[0]: row[1] for row in output_rows(tmp_path / "incremental", "manifestations")}
+    incremental(after)
+    Runs(tmp_path / "full")(after, full=True)
+    assert json.loads((tmp_path / "incremental" / "state.json").read_text())["carried_manifestations"] == 1
+    work_after = {row[0]: row[1] for row in output_rows(tmp_path / "incremental", "manifestations")}
+    a, b = incremental.ids["A:1"], incremental.ids["B:1"]
+    assert work_before[a] == work_before[b] == work_after[b] != work_after[a]
+    assert_same_outputs(tmp_path / "incremental", tmp_path / "full")
+
+
 def test_a_component_split_before_and_untouched_is_split_as_it_was(tmp_path):
     # C:1 (no edition) scores as a match with both editions: one component, split by the veto
     editions = [book("A:1", "宋代史", edition="第2版", isbn=None), book("B:1", "宋代史", edition="第3版", isbn=None),
