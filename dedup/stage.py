@@ -173,7 +173,7 @@ def run(con: duckdb.DuckDBPyConnection, out: Path, levels: dict[str, str], *, fu
     carried = _carry_clusters(con, out) if incremental else _carry_nothing(con)
     _open_records(con)
     phases.done("clustering")
-    golden.build_golden(con, levels, carried="carried_golden" if incremental else None)
+    golden.build_golden(con, levels, carried="(select * exclude (manifestation_id) from carried_golden)" if incremental else None)
     con.execute("drop table if exists carried_golden")
     golden.build_works(con)
     phases.done("golden_records")
@@ -404,7 +404,7 @@ def _carry_clusters(con: duckdb.DuckDBPyConnection, out: Path) -> int:
         select distinct c.cluster from cluster_nodes c semi join touched_nodes t on t.rid = c.node
         union
         select c.cluster from match_records m semi join recomputed_records using (record_key) join clusters c using (rid);
-        create or replace temp table carried_clusters as
+        create or replace temp table carried_golden as
         with unchanged as (
             select c.cluster, min(p.manifestation_id) as manifestation_id, count(*) as n
             from clusters c anti join touched_clusters using (cluster)
@@ -412,16 +412,14 @@ def _carry_clusters(con: duckdb.DuckDBPyConnection, out: Path) -> int:
             group by c.cluster
             having count(p.manifestation_id) = count(*) and min(p.manifestation_id) = max(p.manifestation_id)
         )
-        -- a cluster is named by its smallest rid, and rids follow record keys: that is its first record
-        select u.cluster, m.record_key as first_record_key, u.manifestation_id
+        -- a cluster is named by its smallest rid, and rids follow record keys: that is its first
+        -- record; of its golden record, what the works and ids read (the rest of its row stays
+        -- in the file, from which `_write_manifestations` takes it)
+        select u.cluster, m.record_key as first_record_key, u.manifestation_id, pm.title, pm.authors, pm.n_records
         from unchanged u join match_records m on m.rid = u.cluster
         join read_parquet('{out / 'manifestations.parquet'}') pm using (manifestation_id)
         where pm.n_records = u.n;
-        -- what the works and ids read of a golden record: the rest of a carried cluster's row
-        -- stays in the file, from which `_write_manifestations` takes it
-        create or replace temp table carried_golden as
-        select c.cluster, c.first_record_key, pm.title, pm.authors, pm.n_records
-        from carried_clusters c join read_parquet('{out / 'manifestations.parquet'}') pm using (manifestation_id);
+        create or replace temp table carried_clusters as select cluster, first_record_key, manifestation_id from carried_golden;
         drop table touched_clusters; drop table relinked_nodes; drop table dirty_keys; drop table recomputed_records; drop table untouched_nodes;
     """)
     return con.sql("select count(*) from carried_clusters").fetchall()[0][0]
