@@ -33,8 +33,9 @@ def _present(column: str, prefix: str = "") -> str:
 def build_golden(con: duckdb.DuckDBPyConnection, levels: dict[str, str], carried: str | None = None) -> None:
     """`golden(cluster, <golden fields>, isbn, golden_record_key, first_record_key, n_records,
     n_libraries)` from `open_records(rid, cluster)` (the records of the clusters not carried),
-    `match_records` and the input rows `dedup_input`. `carried`: golden rows (same columns) of
-    the clusters kept from the previous run, taken as they are."""
+    `match_records` and the input rows `dedup_input`. `carried`: a relation of golden rows of
+    the clusters kept from the previous run, taken as they are (some of the columns: the others
+    are null)."""
     con.register("library_levels_arrow", pa.table({
         "library_id": pa.array(list(levels), pa.string()),
         "level_rank": pa.array([LEVEL_RANK.get(level, 9) for level in levels.values()], pa.int32()),

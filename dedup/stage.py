@@ -545,7 +545,8 @@ def _write_manifestations(con: duckdb.DuckDBPyConnection, out: Path) -> int:
     hold only what the works and ids read), with their new work id if they have one
     (`moved_works`). At 11.27M records after a 1% change, reading every carried row into the
     golden table and writing all rows in one sort took 4.7–5.6 s (`_carry_clusters`) and
-    3.3–4.8 s; reading the columns the works and ids need and merging, 3.7–3.9 s and 2.7–2.8 s."""
+    3.3–4.8 s; reading the columns the works and ids need and merging, 3.4–3.9 s and 2.6–3.7 s
+    (BENCHMARKS.md)."""
     path = out / "manifestations.parquet"
     recomputed = """
         select ci.manifestation_id, ci.work_id, g.* exclude (cluster, first_record_key)
