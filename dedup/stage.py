@@ -514,8 +514,8 @@ def _write_record_manifestation(con: duckdb.DuckDBPyConnection, out: Path, chang
     """`record_manifestation.parquet` from the previous run's file (dedup.merge): a record of a
     carried cluster keeps its row, with its new work id if it has one; the records of the other
     clusters have their rows computed again (`moved_works`: the carried clusters whose work id
-    changed). The merge runs ahead in a thread while the rows are written. `changed` gains the
-    keys of the rows that are new, not the previous run's or gone (None on a first run)."""
+    changed). `changed` gains the keys of the rows that are new, not the previous run's or gone
+    (None on a first run)."""
     updates = con.sql("""
         select p.record_key, m.work_id from moved_works m join clusters c using (cluster) join previous_links p using (rid)
     """).to_arrow_table()
@@ -530,10 +530,7 @@ def _write_record_manifestation(con: duckdb.DuckDBPyConnection, out: Path, chang
         left join strongest_link l using (rid)
         order by m.rid
     """).to_arrow_reader(schema.ROW_GROUP_ROWS)
-    path = out / "record_manifestation.parquet"
-    previous = merge.previous_rows(path, schema.RECORD_MANIFESTATION, schema.ROW_GROUP_ROWS)
-    rows = merge.merge_rows(previous, recomputed, schema.RECORD_MANIFESTATION, "record_key", updates=updates, gone=gone, changed=changed)
-    written = schema.write_table(path, prefetched(rows), schema.RECORD_MANIFESTATION, "record_manifestation")
+    written = _write_merged(out, "record_manifestation", "record_key", recomputed, updates=updates, gone=gone, changed=changed)
     if changed is not None:
         changed.append(gone)
     return written
@@ -556,10 +553,18 @@ def _write_manifestations(con: duckdb.DuckDBPyConnection, out: Path) -> int:
         return _write_published(con, out, "manifestations", recomputed)
     updates = con.sql("select manifestation_id, work_id from moved_works").to_arrow_table()
     gone = con.sql(f"select manifestation_id from read_parquet('{path}') anti join cluster_ids using (manifestation_id)").to_arrow_table()
-    previous = merge.previous_rows(path, schema.MANIFESTATIONS, schema.ROW_GROUP_ROWS)
-    rows = merge.merge_rows(previous, con.sql(recomputed).to_arrow_reader(schema.ROW_GROUP_ROWS), schema.MANIFESTATIONS, "manifestation_id",
-                            updates=updates, gone=gone.column(0).combine_chunks(), changed=None)
-    return schema.write_table(path, prefetched(rows), schema.MANIFESTATIONS, "manifestations")
+    return _write_merged(out, "manifestations", "manifestation_id", con.sql(recomputed).to_arrow_reader(schema.ROW_GROUP_ROWS),
+                         updates=updates, gone=gone.column(0).combine_chunks(), changed=None)
+
+
+def _write_merged(out: Path, table: str, key: str, recomputed: pa.RecordBatchReader, *, updates: pa.Table, gone: pa.Array,
+                  changed: list[pa.Array] | None) -> int:
+    """A published table rewritten from its previous file and `recomputed` (dedup.merge), the
+    merge running ahead in a thread while the rows are written."""
+    path = out / f"{table}.parquet"
+    previous = merge.previous_rows(path, PUBLISHED[table], schema.ROW_GROUP_ROWS)
+    rows = merge.merge_rows(previous, recomputed, PUBLISHED[table], key, updates=updates, gone=gone, changed=changed)
+    return schema.write_table(path, prefetched(rows), PUBLISHED[table], table)
 
 
 def _write_record_changes(con: duckdb.DuckDBPyConnection, out: Path, changed: list[pa.Array] | None, run_number: int) -> None:
