@@ -13,11 +13,12 @@ Reads the staging Parquet of the libraries given; writes to `<data_dir>/dedup/`:
   scored as a match, with its field levels (answers "why are these together / apart?");
 - `match_records.parquet/<library_id>.parquet` (features, fingerprints and each record's place
   in its library, `pos`; a file per library: a run rewrites the files of the libraries whose
-  records changed only), `match_nodes.parquet` (each node's keys and blocking features),
+  records changed only), `match_nodes.parquet` (each node's rid, keys and blocking
+  features: the evidence names its nodes by these rids),
   `twin_scores.parquet` (the score of each twin key's own pair, dedup.nodes), `id_ledger.parquet`
   (every id ever issued and what became of it) and `state.json` (run number, rules fingerprint,
   the run that wrote each feature file), written last.
-An incremental run (the default when the rules, DuckDB and the libraries' levels are unchanged)
+An incremental run (the default when the rules, DuckDB, the libraries' levels and these files' format are unchanged)
 computes the features of new and changed records only (the others keep theirs from
 `match_records.parquet/`), looks again only at the blocks of new, changed or deleted records
 and scores only the pairs a change made (dedup.blocking), and clusters all accepted pairs
@@ -50,12 +51,14 @@ from unioncat.settings import Settings, duckdb_config
 
 RUN_TAG = b"unioncat.dedup_run"
 CACHE_FILES = ("match_nodes.parquet", "match_evidence.parquet", "twin_scores.parquet")
+CACHE_FORMAT = 2  # 2: the evidence names its nodes by their rids in match_nodes.parquet
 FEATURES = "match_records.parquet"  # a folder: <library_id>.parquet
 RECORD_CHANGES = "record_changes.parquet"
 OUTPUT_BATCH_ROWS = 256 * 1024
-# What the next run reads of this run's nodes: what tells a changed node (node key, fingerprint,
-# first record) and what places it in its blocks (blocking.BLOCK_KEYS, WINDOW_ORDER).
-NODE_CACHE_COLUMNS = ("node_key", "fingerprint", "record_key", "isbn", "issn", "title_key", "title_pinyin", "publisher_key",
+# What the next run reads of this run's nodes: the rid the evidence names it by, what tells a
+# changed node (node key, fingerprint, first record) and what places it in its blocks
+# (blocking.BLOCK_KEYS, WINDOW_ORDER).
+NODE_CACHE_COLUMNS = ("rid", "node_key", "fingerprint", "record_key", "isbn", "issn", "title_key", "title_pinyin", "publisher_key",
                       "year", "pages", "volume_key", "edition_key", "authors_key", "author1")
 
 
@@ -182,7 +185,8 @@ def run(con: duckdb.DuckDBPyConnection, out: Path, levels: dict[str, str], *, fu
     counts = _write_outputs(con, out, run_number)
     phases.done("outputs")
     atomic.write_json(out / "state.json", {
-        "run": run_number, "rules": rules.fingerprint(), "duckdb": duckdb.__version__, "levels": levels, "staged": staged,
+        "run": run_number, "rules": rules.fingerprint(), "cache_format": CACHE_FORMAT, "duckdb": duckdb.__version__, "levels": levels,
+        "staged": staged,
         "feature_files": feature_files, "outputs": _output_versions(out), "previous_outputs": previous_outputs, "records": records,
         "incremental": incremental, "features_computed": computed, "carried_manifestations": carried, **matched, **stats, **counts,
         "phases": phases.seconds,
@@ -227,35 +231,30 @@ def _match_incrementally(con: duckdb.DuckDBPyConnection, out: Path) -> dict:
     and did not before (or that involve a changed node); keep the previous run's pairs of
     unchanged nodes (their features, hence scores, are the same) while a block still proposes
     them."""
+    evidence = out / "match_evidence.parquet"
     con.execute(f"""
-        -- a previous node's rid only tells it from the other previous nodes (blocking.block_positions)
-        create or replace temp table previous_records as
-        select file_row_number::integer as rid, p.* exclude (file_row_number)
-        from read_parquet('{out / 'match_nodes.parquet'}', file_row_number = true) p;
-        -- the first record's key too: it orders the node inside its blocks (blocking.WINDOW_ORDER)
-        create or replace temp table changed_now as
-            select m.* from match_nodes m anti join previous_records p using (node_key, fingerprint, record_key);
-        create or replace temp table changed_before as
-            select p.* from previous_records p anti join match_nodes m using (node_key, fingerprint, record_key);
+        -- the previous run's nodes, by the rids they had then (its evidence names them so)
+        create or replace temp table previous_records as select * from read_parquet('{out / 'match_nodes.parquet'}');
+        -- a node as it was: the same key, twins and first record (whose key orders the node
+        -- inside its blocks, blocking.WINDOW_ORDER); its rid then → its rid now
+        create or replace temp table node_map as
+            select p.rid as previous, m.rid from match_nodes m join previous_records p using (node_key, fingerprint, record_key);
+        create or replace temp table changed_now as select m.* from match_nodes m anti join node_map using (rid);
+        create or replace temp table changed_before as select p.* from previous_records p anti join node_map n on n.previous = p.rid;
         drop table previous_records;
-        create or replace temp table dirty_keys as
-            select node_key from changed_now union select node_key from changed_before;
+        create or replace temp table dirty_nodes as select rid from changed_now;
     """)
     blocking.affected_blocks(con, "changed_now", "changed_before")
     blocking.block_positions(con, "changed_now", "changed_before")
     blocking.proposed_pairs(con)
     con.execute(f"""
-        create or replace temp table previous_pairs as
-        select e.* from read_parquet('{out / 'match_evidence.parquet'}') e
-        where e.node_key_a not in (select node_key from dirty_keys)
-          and e.node_key_b not in (select node_key from dirty_keys);
+        -- the previous pairs of two unchanged nodes (a changed or deleted node is not in node_map)
         create or replace temp table kept_pairs as
         select x.rid as rid_a, y.rid as rid_b, (x.rid::bigint << 32) | y.rid::bigint as pair,
-               p.* exclude (record_key_a, record_key_b, node_key_a, node_key_b)
-        from previous_pairs p
-        join match_nodes x on x.node_key = p.node_key_a
-        join match_nodes y on y.node_key = p.node_key_b;
-        drop table previous_pairs;
+               e.* exclude (record_key_a, record_key_b, node_key_a, node_key_b, node_a, node_b)
+        from read_parquet('{evidence}') e
+        join node_map x on x.previous = e.node_a
+        join node_map y on y.previous = e.node_b;
         -- a kept pair can gain or lose a block only if both its nodes sit in an affected block
         create or replace temp table looked_at as
         with members as (select distinct rid from block_rows where side = 0)
@@ -288,16 +287,18 @@ def _match_incrementally(con: duckdb.DuckDBPyConnection, out: Path) -> dict:
         create or replace temp table relinked_nodes as
         with changed as (select rid_a, rid_b from kept where len(blocks) = 0 and accepted
                          union all select rid_a, rid_b from scored_pairs where accepted),
-        evidence as (select node_key_a, node_key_b from read_parquet('{out / 'match_evidence.parquet'}') where accepted),
-        with_dirty as (select node_key_b as node_key from evidence semi join dirty_keys on dirty_keys.node_key = evidence.node_key_a
-                       union select node_key_a from evidence semi join dirty_keys on dirty_keys.node_key = evidence.node_key_b)
-        select rid_a as rid from changed union select rid_b from changed
-        union select rid from match_nodes semi join with_dirty using (node_key);
+        -- the unchanged end of an accepted pair whose other end changed or is gone
+        unchanged_end as (
+            select coalesce(x.rid, y.rid) as rid from read_parquet('{evidence}') e
+            left join node_map x on x.previous = e.node_a left join node_map y on y.previous = e.node_b
+            where e.accepted and (x.rid is null) <> (y.rid is null)
+        )
+        select rid_a as rid from changed union select rid_b from changed union select rid from unchanged_end;
         drop table kept_pairs; drop table pair_blocks; drop table new_pairs; drop table scored_pairs; drop table kept;
     """)
     _accepted(con)
     rematched = con.sql("select coalesce(sum(n_records), 0) from changed_now").fetchall()[0][0]
-    con.execute("drop table changed_now; drop table changed_before; drop table affected_blocks")
+    con.execute("drop table changed_now; drop table changed_before; drop table affected_blocks; drop table node_map")
     return {"rematched_records": int(rematched), "pairs_scored": scored}
 
 
@@ -313,7 +314,7 @@ def _cache_valid(out: Path, state: dict, levels: dict[str, str]) -> bool:
     # a library's level ranks its records for the golden record, which carried clusters keep
     if state.get("rules") != rules.fingerprint() or state.get("duckdb") != duckdb.__version__ or state.get("levels") != levels:
         return False
-    if "feature_files" not in state:
+    if "feature_files" not in state or state.get("cache_format") != CACHE_FORMAT:
         return False
     expected = {out / name: state.get("run") for name in CACHE_FILES} | {_feature_file(out, lib): run for lib, run in state["feature_files"].items()}
     return all(path.exists() and (pq.read_schema(path).metadata or {}).get(RUN_TAG) == str(run).encode() for path, run in expected.items())
@@ -376,7 +377,7 @@ def _untouched_nodes(con: duckdb.DuckDBPyConnection) -> str:
         create or replace temp table untouched_nodes as
         select m.rid, p.manifestation_id as grp
         from match_nodes m join previous_links p on p.rid = m.first_rid
-        where m.rid not in (select rid from relinked_nodes) and m.node_key not in (select node_key from dirty_keys)
+        where m.rid not in (select rid from relinked_nodes) and m.rid not in (select rid from dirty_nodes)
     """)
     return "untouched_nodes"
 
@@ -391,7 +392,7 @@ def _carry_clusters(con: duckdb.DuckDBPyConnection, out: Path) -> int:
     run left as they were, and `carried_golden`, their golden rows from the previous run.
 
     A cluster is carried when its records are exactly a previous manifestation's, none of them
-    changed (`recomputed_records`), none of its nodes changed (`dirty_keys`) and none gained or
+    changed (`recomputed_records`), none of its nodes changed (`dirty_nodes`) and none gained or
     lost an accepted pair (`relinked_nodes`). Its golden record, id and strongest links then come
     out as a full rebuild would compute them, so they are taken from the previous outputs; only
     the other clusters go through golden records, id carrying and strongest links. Returns how
@@ -399,7 +400,7 @@ def _carry_clusters(con: duckdb.DuckDBPyConnection, out: Path) -> int:
     con.execute(f"""
         create or replace temp table touched_clusters as
         with touched_nodes as (
-            select rid from relinked_nodes union select rid from match_nodes semi join dirty_keys using (node_key)
+            select rid from relinked_nodes union select rid from dirty_nodes
         )
         select distinct c.cluster from cluster_nodes c semi join touched_nodes t on t.rid = c.node
         union
@@ -420,7 +421,7 @@ def _carry_clusters(con: duckdb.DuckDBPyConnection, out: Path) -> int:
         join read_parquet('{out / 'manifestations.parquet'}') pm using (manifestation_id)
         where pm.n_records = u.n;
         create or replace temp table carried_clusters as select cluster, first_record_key, manifestation_id from carried_golden;
-        drop table touched_clusters; drop table relinked_nodes; drop table dirty_keys; drop table recomputed_records; drop table untouched_nodes;
+        drop table touched_clusters; drop table relinked_nodes; drop table dirty_nodes; drop table recomputed_records; drop table untouched_nodes;
     """)
     return con.sql("select count(*) from carried_clusters").fetchall()[0][0]
 
@@ -687,6 +688,7 @@ def _write_outputs(con: duckdb.DuckDBPyConnection, out: Path, run_number: int) -
     counts["accepted_pairs"] = con.sql("select count(*) from accepted_pairs").fetchall()[0][0]
     _write(con, out, "match_evidence.parquet", """
         select x.record_key as record_key_a, y.record_key as record_key_b, x.node_key as node_key_a, y.node_key as node_key_b,
+               p.rid_a as node_a, p.rid_b as node_b,
                p.blocks, p.weight, p.title_score,
                p.authors_score, p.title, p.authors, p.publisher, p.year, p.pages, p.isbn, p.issn, p.edition, p.language,
                p.veto, p.accepted

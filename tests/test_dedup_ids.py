@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from dedup import rules
+from dedup import rules, stage
 from dedup.datasets import demo_province, rows_table
 from dedup.features import build_match_records
 from dedup.stage import PUBLISHED, load_rows, run
@@ -249,6 +249,14 @@ def test_changed_rules_rematch_everything(tmp_path, monkeypatch):
     assert runs([book("A:1", **X), book("B:1", **X)]).summary.incremental
     monkeypatch.setattr(rules, "fingerprint", lambda: "other rules")
     assert not runs([book("A:1", **X), book("B:1", **X)]).summary.incremental
+
+
+def test_caches_of_an_older_format_rematch_everything(tmp_path, monkeypatch):
+    runs = Runs(tmp_path)
+    runs([book("A:1", **X), book("B:1", **X)])
+    monkeypatch.setattr(stage, "CACHE_FORMAT", stage.CACHE_FORMAT + 1)  # evidence written by an older version names nodes otherwise
+    assert not runs([book("A:1", **X), book("B:1", **X)]).summary.incremental
+    assert runs([book("A:1", **X), book("B:1", **X)]).summary.incremental
 
 
 @pytest.fixture(scope="module")

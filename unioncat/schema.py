@@ -177,6 +177,8 @@ MATCH_EVIDENCE = pa.schema(
         _field("record_key_b", _str, "the other record", False),
         _field("node_key_a", _str, "the node (twin records, dedup.nodes) of record_key_a, all of whose records the pair stands for", False),
         _field("node_key_b", _str, "the node of record_key_b", False),
+        _field("node_a", pa.int32(), "the rid of node_key_a in this run's match_nodes.parquet (how the next run finds it)", False),
+        _field("node_b", pa.int32(), "the rid of node_key_b", False),
         _field("blocks", pa.list_(pa.uint64()), "blocks that proposed the pair: hash(kind, key) (dedup.blocking)"),
         _field("weight", pa.float64(), "summed field weights (dedup.rules.WEIGHTS)", False),
         _field("title_score", pa.float64(), "title similarity 0-100 (orders equally weighted links)"),
