@@ -239,7 +239,9 @@ def _match_incrementally(con: duckdb.DuckDBPyConnection, out: Path) -> dict:
         -- inside its blocks, blocking.WINDOW_ORDER); its rid then → its rid now
         create or replace temp table node_map as
             select p.rid as previous, m.rid from match_nodes m join previous_records p using (node_key, fingerprint, record_key);
-        create or replace temp table changed_now as select m.* from match_nodes m anti join node_map using (rid);
+        -- what places a node in its blocks, as the previous run's nodes have it (not every feature)
+        create or replace temp table changed_now as
+            select {', '.join(NODE_CACHE_COLUMNS)}, n_records from match_nodes anti join node_map using (rid);
         create or replace temp table changed_before as select p.* from previous_records p anti join node_map n on n.previous = p.rid;
         drop table previous_records;
         create or replace temp table dirty_nodes as select rid from changed_now;
