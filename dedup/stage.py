@@ -18,13 +18,13 @@ Reads the staging Parquet of the libraries given; writes to `<data_dir>/dedup/`:
   `twin_scores.parquet` (the score of each twin key's own pair, dedup.nodes), `id_ledger.parquet`
   (every id ever issued and what became of it) and `state.json` (run number, rules fingerprint,
   the run that wrote each feature file), written last.
-An incremental run (the default when the rules, DuckDB, the libraries' levels and these files' format are unchanged)
-computes the features of new and changed records only (the others keep theirs from
-`match_records.parquet/`), looks again only at the blocks of new, changed or deleted records
-and scores only the pairs a change made (dedup.blocking), and clusters all accepted pairs
-again; a cluster it left as it was (`_carry_clusters`) keeps its golden record, id and
-strongest links from the previous outputs, the others get new ones. Its result equals a full
-rebuild's (tests/test_dedup_ids.py).
+An incremental run (the default when the rules, DuckDB, the libraries' levels and the format
+of these files are unchanged) computes the features of new and changed records only (the
+others keep theirs from `match_records.parquet/`), looks again only at the blocks of new,
+changed or deleted records and scores only the pairs a change made (dedup.blocking), and
+clusters all accepted pairs again; a cluster it left as it was (`_carry_clusters`) keeps its
+golden record, id and strongest links from the previous outputs, the others get new ones. Its
+result equals a full rebuild's (tests/test_dedup_ids.py).
 """
 
 from __future__ import annotations
