@@ -89,8 +89,10 @@ def _ordered(alias: str) -> str:
 # in the same blocks as before, in the same order relative to the other unchanged nodes; only the
 # new, changed and deleted nodes between them move the positions. The affected blocks are sorted
 # once with the nodes each run saw (`block_rows`), and a pair is looked at only where a change can
-# have made or unmade it: around a changed node, across the gap a removed node left, or in a block
-# that fell to BLOCK_ALL_PAIRS_MAX nodes.
+# have made or unmade it: around a changed node (`changed_pairs`: its pairs are all new), across
+# the gap a removed node left, or in a block that fell to BLOCK_ALL_PAIRS_MAX nodes
+# (`reopened_pairs`); a kept pair, where a new node came between its two or a block grew past
+# that size (`loosened_pairs`).
 
 def _proposes(x: str, y: str, run: str) -> str:
     """Whether the block of rows `x` and `y` proposed their pair in `run` ('now' or 'before')."""
@@ -136,19 +138,27 @@ def block_positions(con: duckdb.DuckDBPyConnection, changed_now: str, changed_be
     """)
 
 
-def proposed_pairs(con: duckdb.DuckDBPyConnection, out: str = "proposed_pairs") -> None:
-    """`out(rid_a, rid_b)`: the pairs of current nodes the affected blocks may propose now and not
-    before (a superset: `pair_blocks` decides). Needs `block_rows`."""
+def proposed_pairs(con: duckdb.DuckDBPyConnection) -> None:
+    """From `block_rows`: `changed_pairs(rid_a, rid_b, blocks)`, the pairs of a new or changed node
+    and the blocks proposing them now (all its blocks are affected; such a pair is new), and
+    `reopened_pairs(rid_a, rid_b)`, pairs of unchanged nodes the affected blocks may propose now
+    and not before (a superset: `pair_blocks` decides)."""
     window, small = rules.BLOCK_WINDOW, rules.BLOCK_ALL_PAIRS_MAX
     con.execute(f"""
-        create or replace temp table {out} as
-        with now_rows as (select block_id, rid, side, pos_now from block_rows where side <> 2),
+        create or replace temp table changed_pairs as
+        with now_rows as (select block_id, rid, pos_now from block_rows where side <> 2),
         -- a new or changed node and the nodes it meets now
         around_changed as (
             select block_id, rid, unnest(if(size_now <= {small}, range(1, size_now + 1),
                                             range(greatest(1, pos_now - {window}), least(size_now, pos_now + {window}) + 1))) as other_pos
             from block_rows where side = 1 and size_now > 1
-        ),
+        )
+        select least(r.rid, o.rid) as rid_a, greatest(r.rid, o.rid) as rid_b, list_sort(list(distinct r.block_id)) as blocks
+        from around_changed r join now_rows o on o.block_id = r.block_id and o.pos_now = r.other_pos
+        where r.rid <> o.rid
+        group by all;
+        create or replace temp table reopened_pairs as
+        with unchanged_rows as (select block_id, rid, pos_now from block_rows where side = 0),
         -- unchanged nodes now within the window across the gap a removed node left
         gap_left as (
             select block_id, pos_now as gap, unnest(range(greatest(1, pos_now - {window} + 1), pos_now + 1)) as left_pos, size_now
@@ -156,10 +166,8 @@ def proposed_pairs(con: duckdb.DuckDBPyConnection, out: str = "proposed_pairs") 
         ),
         across_gap as (
             select g.block_id, l.rid, unnest(range(g.gap + 1, least(g.size_now, g.left_pos + {window}) + 1)) as other_pos
-            from gap_left g join now_rows l on l.block_id = g.block_id and l.pos_now = g.left_pos
-            where l.side = 0
+            from gap_left g join unchanged_rows l on l.block_id = g.block_id and l.pos_now = g.left_pos
         ),
-        reached as (select * from around_changed union all select * from across_gap),
         -- every pair of a block that was windowed before and compares all its pairs now
         regrouped as (
             select x.rid as rid_a, y.rid as rid_b
@@ -167,10 +175,41 @@ def proposed_pairs(con: duckdb.DuckDBPyConnection, out: str = "proposed_pairs") 
             where x.side = 0 and x.size_now <= {small} and x.size_before > {small}
         )
         select distinct least(r.rid, o.rid) as rid_a, greatest(r.rid, o.rid) as rid_b
-        from reached r join now_rows o on o.block_id = r.block_id and o.pos_now = r.other_pos
-        where r.rid <> o.rid
+        from across_gap r join unchanged_rows o on o.block_id = r.block_id and o.pos_now = r.other_pos
         union
         select rid_a, rid_b from regrouped
+    """)
+
+
+def loosened_pairs(con: duckdb.DuckDBPyConnection, kept: str, out: str = "loosened_pairs") -> None:
+    """`out(rid_a, rid_b)`: the pairs of `kept(rid_a, rid_b)` (of unchanged nodes) an affected
+    block may propose no more (a superset: `pair_blocks` decides). In a block windowed before and
+    now, only a new or changed node coming between two nodes moves them apart: the first such node
+    after the pair's first node is then within the window of it, the last one before its second
+    node within the window of that one. A block that grew past BLOCK_ALL_PAIRS_MAX may drop any
+    of its pairs. Needs `block_rows`."""
+    window, small = rules.BLOCK_WINDOW, rules.BLOCK_ALL_PAIRS_MAX
+    con.execute(f"""
+        create or replace temp table {out} as
+        with inserted as (select block_id, pos_now from block_rows where side = 1 and size_now > {small} and size_before > {small}),
+        -- unchanged nodes within the window before (near_left) or after an inserted node
+        near as (
+            select distinct r.block_id, r.rid, r.pos_before, i.at < i.pos_now as near_left
+            from (select block_id, pos_now, unnest(range(pos_now - {window}, pos_now + {window} + 1)) as at from inserted) i
+            join block_rows r on r.block_id = i.block_id and r.pos_now = i.at and r.side = 0
+        ),
+        straddling as (
+            select x.rid as a, y.rid as b
+            from (select block_id, rid, unnest(range(pos_before + 1, pos_before + {window} + 1)) as at from near where near_left) x
+            join near y on y.block_id = x.block_id and y.pos_before = x.at and not y.near_left
+        ),
+        grown as (
+            select x.rid as a, y.rid as b
+            from block_rows x join block_rows y on y.block_id = x.block_id and x.rid <> y.rid and y.side = 0
+            where x.side = 0 and x.size_before <= {small} and x.size_now > {small}
+        ),
+        candidates as (select least(a, b) as rid_a, greatest(a, b) as rid_b from (select * from straddling union all select * from grown))
+        select rid_a, rid_b from {kept} semi join candidates using (rid_a, rid_b)
     """)
 
 

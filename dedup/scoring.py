@@ -157,7 +157,7 @@ def score_pairs(con: duckdb.DuckDBPyConnection, pairs: str, out: str, keep: str 
                      else 100 * shared_authors / (len(x.authors) + len(y.authors) - shared_authors) end as authors_score,
                 x.volume_key <> y.volume_key as different_part,
                 not list_has_all(x.title_numbers, y.title_numbers) and not list_has_all(y.title_numbers, x.title_numbers) as different_number,
-                list_has_any(x.libraries, y.libraries) and not (x.duplicate_key = y.duplicate_key and len(x.isbn) > 0) as same_library
+                {same_library_sql('x', 'y')} as same_library
             from {pairs} p
             join {table} x on x.rid = p.rid_a
             join {table} y on y.rid = p.rid_b
@@ -187,6 +187,20 @@ def score_pairs(con: duckdb.DuckDBPyConnection, pairs: str, out: str, keep: str 
         {f"where {keep}" if keep else ""};
         drop table sim_title; drop table sim_authors; drop table sim_publisher;
     """)
+
+
+def same_library_sql(x: str, y: str) -> str:
+    """Whether nodes `x` and `y` hold records of one library (the same-library veto), unless they
+    are one ISBN'd book listed twice."""
+    return f"(list_has_any({x}.libraries, {y}.libraries) and not ({x}.duplicate_key = {y}.duplicate_key and len({x}.isbn) > 0))"
+
+
+def library_veto_sql(pair: str, x: str, y: str) -> str:
+    """The veto of a scored pair `pair` of nodes `x` and `y` that hold other libraries than when
+    it was scored, their features the same: the same-library veto is the last one checked, so
+    another veto stands and only that one is decided again."""
+    # a null veto is not <> 'same_library': it is decided again
+    return f"if({pair}.veto <> 'same_library', {pair}.veto, if({same_library_sql(x, y)}, 'same_library', null))"
 
 
 def evidence_sql(alias: str = "") -> str:

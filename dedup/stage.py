@@ -43,7 +43,7 @@ import pyarrow.parquet as pq
 
 from dedup import blocking, clustering, golden, ids, merge, nodes, rules
 from dedup.features import INPUT_COLUMNS, build_match_records, drop_record_features, sql_strings
-from dedup.scoring import evidence_sql, rule_sql, score_pairs
+from dedup.scoring import evidence_sql, library_veto_sql, rule_sql, score_pairs
 from unioncat import atomic, schema
 from unioncat.prefetch import prefetched
 from unioncat.registry import Library
@@ -227,24 +227,31 @@ def _match_all(con: duckdb.DuckDBPyConnection) -> dict:
 
 def _match_incrementally(con: duckdb.DuckDBPyConnection, out: Path) -> dict:
     """Look again only at the blocks of new, changed and deleted nodes (a node changes with its
-    twins' features, its libraries or its first record) and score only the pairs they propose now
-    and did not before (or that involve a changed node); keep the previous run's pairs of
-    unchanged nodes (their features, hence scores, are the same) while a block still proposes
-    them."""
+    twins' features or its first record) and score only the pairs they propose now and did not
+    before (or that involve a changed node); keep the previous run's pairs of unchanged nodes
+    (their features, hence scores, are the same) while a block still proposes them. A node whose
+    twins now hold other libraries (a twin come or gone in another library) keeps its blocks and
+    pairs: only the same-library veto of its pairs is decided again."""
     evidence = out / "match_evidence.parquet"
     con.execute(f"""
         -- the previous run's nodes, by the rids they had then (its evidence names them so)
         create or replace temp table previous_records as select * from read_parquet('{out / 'match_nodes.parquet'}');
-        -- a node as it was: the same key, twins and first record (whose key orders the node
-        -- inside its blocks, blocking.WINDOW_ORDER); its rid then → its rid now
+        -- a node as it was: the same features and first record (whose key orders the node inside
+        -- its blocks, blocking.WINDOW_ORDER); its rid then → its rid now. The key of a node of
+        -- twins holds their twin key, hence their features (dedup.nodes): such a node may hold
+        -- other libraries (its fingerprint) and be the same node. A node of one record of twins
+        -- kept apart is keyed by that record, whose features must then be the same.
         create or replace temp table node_map as
-            select p.rid as previous, m.rid from match_nodes m join previous_records p using (node_key, fingerprint, record_key);
+            select p.rid as previous, m.rid, p.fingerprint <> m.fingerprint as relibraried
+            from match_nodes m join previous_records p using (node_key, record_key)
+            where p.fingerprint = m.fingerprint or m.node_key <> m.record_key;
         -- what places a node in its blocks, as the previous run's nodes have it (not every feature)
         create or replace temp table changed_now as
             select {', '.join(NODE_CACHE_COLUMNS)}, n_records from match_nodes anti join node_map using (rid);
         create or replace temp table changed_before as select p.* from previous_records p anti join node_map n on n.previous = p.rid;
         drop table previous_records;
-        create or replace temp table dirty_nodes as select rid from changed_now;
+        -- the nodes clustering cannot take as they were: changed, or holding other records
+        create or replace temp table dirty_nodes as select rid from changed_now union all select rid from node_map where relibraried;
     """)
     blocking.affected_blocks(con, "changed_now", "changed_before")
     blocking.block_positions(con, "changed_now", "changed_before")
@@ -253,23 +260,34 @@ def _match_incrementally(con: duckdb.DuckDBPyConnection, out: Path) -> dict:
         -- the previous pairs of two unchanged nodes (a changed or deleted node is not in node_map)
         create or replace temp table kept_pairs as
         select x.rid as rid_a, y.rid as rid_b, (x.rid::bigint << 32) | y.rid::bigint as pair,
-               e.* exclude (record_key_a, record_key_b, node_key_a, node_key_b, node_a, node_b)
+               e.* exclude (record_key_a, record_key_b, node_key_a, node_key_b, node_a, node_b),
+               x.relibraried or y.relibraried as relibraried
         from read_parquet('{evidence}') e
         join node_map x on x.previous = e.node_a
         join node_map y on y.previous = e.node_b;
-        -- a kept pair can gain or lose a block only if both its nodes sit in an affected block
-        create or replace temp table looked_at as
-        with members as (select distinct rid from block_rows where side = 0)
-        select rid_a, rid_b from proposed_pairs
-        union
-        select rid_a, rid_b from kept_pairs where rid_a in (select rid from members) and rid_b in (select rid from members);
+        -- the kept pairs of a node holding other libraries, their same-library veto decided again
+        create or replace temp table revetoed as
+        select rid_a, rid_b, veto, veto is null and weight >= {rules.MATCH_THRESHOLD} as accepted, was_accepted from (
+            select k.rid_a, k.rid_b, k.weight, {library_veto_sql('k', 'x', 'y')} as veto, k.accepted as was_accepted
+            from kept_pairs k join match_nodes x on x.rid = k.rid_a join match_nodes y on y.rid = k.rid_b
+            where k.relibraried
+        );
+        update kept_pairs k set veto = r.veto, accepted = r.accepted from revetoed r where k.pair = (r.rid_a::bigint << 32) | r.rid_b::bigint;
     """)
+    # the pairs of unchanged nodes whose blocks may differ: where a node was removed or came
+    # between them, or a block's size crossed BLOCK_ALL_PAIRS_MAX (at 11.27M records after a 1%
+    # change, 0.15M kept pairs instead of the 2.27M whose nodes both sit in some affected block)
+    blocking.loosened_pairs(con, "kept_pairs")
+    con.execute("create or replace temp table looked_at as select rid_a, rid_b from reopened_pairs union select rid_a, rid_b from loosened_pairs")
     blocking.pair_blocks(con, "looked_at")
     con.execute("""
-        drop table looked_at; drop table proposed_pairs; drop table block_rows;
+        drop table looked_at; drop table reopened_pairs; drop table loosened_pairs; drop table block_rows;
         create or replace temp table new_pairs as
-        select b.rid_a, b.rid_b, b.blocks_now as blocks from pair_blocks b
-        where len(b.blocks_now) > 0 and not b.before and (b.rid_a::bigint << 32) | b.rid_b::bigint not in (select pair from kept_pairs)
+        select rid_a, rid_b, blocks from changed_pairs
+        union all
+        select b.rid_a, b.rid_b, b.blocks_now from pair_blocks b
+        where len(b.blocks_now) > 0 and not b.before and (b.rid_a::bigint << 32) | b.rid_b::bigint not in (select pair from kept_pairs);
+        drop table changed_pairs;
     """)
     scored = con.sql("select count(*) from new_pairs").fetchall()[0][0]
     score_pairs(con, "new_pairs", "scored_pairs", keep=_keep())
@@ -285,10 +303,12 @@ def _match_incrementally(con: duckdb.DuckDBPyConnection, out: Path) -> dict:
         select {columns} from kept where len(blocks) > 0
         union all select {columns} from scored_pairs;
         -- nodes that gained or lost an accepted pair: a pair no block proposes any more, a pair
-        -- accepted now, a pair with a changed or deleted node (changed nodes are dirty anyway)
+        -- accepted now, a pair whose same-library veto came or went, a pair with a changed or
+        -- deleted node (changed nodes are dirty anyway)
         create or replace temp table relinked_nodes as
         with changed as (select rid_a, rid_b from kept where len(blocks) = 0 and accepted
-                         union all select rid_a, rid_b from scored_pairs where accepted),
+                         union all select rid_a, rid_b from scored_pairs where accepted
+                         union all select rid_a, rid_b from revetoed where accepted <> was_accepted),
         -- the unchanged end of an accepted pair whose other end changed or is gone
         unchanged_end as (
             select coalesce(x.rid, y.rid) as rid from read_parquet('{evidence}') e
@@ -296,7 +316,7 @@ def _match_incrementally(con: duckdb.DuckDBPyConnection, out: Path) -> dict:
             where e.accepted and (x.rid is null) <> (y.rid is null)
         )
         select rid_a as rid from changed union select rid_b from changed union select rid from unchanged_end;
-        drop table kept_pairs; drop table pair_blocks; drop table new_pairs; drop table scored_pairs; drop table kept;
+        drop table kept_pairs; drop table revetoed; drop table pair_blocks; drop table new_pairs; drop table scored_pairs; drop table kept;
     """)
     _accepted(con)
     rematched = con.sql("select coalesce(sum(n_records), 0) from changed_now").fetchall()[0][0]

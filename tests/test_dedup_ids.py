@@ -234,6 +234,22 @@ def test_a_component_that_lost_the_record_that_split_it_is_checked_again(tmp_pat
     assert incremental.summary.incremental and after["B:1"] == after["C:1"]
 
 
+def test_a_twin_in_another_library_decides_the_same_library_veto_again_without_rematching(tmp_path):
+    # C:2 is B:1's twin (one ISBN'd node); with it, that node and C:1 (a year apart, one ISBN) hold
+    # a record of library C each: the same-library veto parts them; with C:2 gone, they merge again
+    one, other, twin = book("C:1", **X, year="2010"), book("B:1", **X, year="2011"), book("C:2", **X, year="2011")
+    incremental = Runs(tmp_path / "incremental")
+    assert incremental([one, other]).ids["B:1"] == incremental.ids["C:1"]
+    for after, together in (([one, other, twin], False), ([one, other], True)):
+        shutil.copytree(tmp_path / "incremental", tmp_path / "full", dirs_exist_ok=True)
+        incremental(after)
+        Runs(tmp_path / "full")(after, full=True)
+        assert_same_outputs(tmp_path / "incremental", tmp_path / "full")
+        assert (incremental.ids["B:1"] == incremental.ids["C:1"]) is together
+        # the node kept its blocks and pairs: nothing was matched again
+        assert incremental.summary.incremental and incremental.summary.rematched_records == 0 and incremental.summary.pairs_scored == 0
+
+
 def test_a_retired_id_is_never_issued_again(tmp_path):
     runs = Runs(tmp_path)
     gone = runs([book("A:1", **X), book("C:1", **Y)]).ids["A:1"]

@@ -53,6 +53,12 @@ def test_keys_of_any_length_and_script_merge_as_a_sort_would():
         k for k, value, _ in recomputed if value == "new" or k not in previous_keys)
 
 
+def test_a_gone_key_longer_than_the_keys_of_its_batch_removes_no_other_row():
+    # the keys compare as fixed-width bytes: cut to the batch's width, "ab1" would read "ab"
+    rows = merged([[("a", "1", None), ("ab", "2", None), ("b", "3", None)]], [("a", "10", None)], gone=["ab1"])
+    assert rows == [("a", "10", None), ("ab", "2", None), ("b", "3", None)]
+
+
 def test_without_previous_rows_the_recomputed_ones_stream_through():
     pulled = []
 
