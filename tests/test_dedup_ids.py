@@ -250,6 +250,22 @@ def test_a_twin_in_another_library_decides_the_same_library_veto_again_without_r
         assert incremental.summary.incremental and incremental.summary.rematched_records == 0 and incremental.summary.pairs_scored == 0
 
 
+def test_a_twin_taking_its_library_s_place_in_a_node_is_matched_again(tmp_path):
+    # C:1 and C:2 are twins of one library (no ISBN): C:1 is in A:1's node, C:2 in a node of its
+    # own (the same-library rule parts it from C:1). With C:1 gone, C:2 takes its place: A:1's node
+    # then holds the same libraries and as many records as before, but not the same records
+    plain = {**X, "isbn": None}
+    before = [book("A:1", **plain), book("C:1", **plain), book("C:2", **plain)]
+    incremental = Runs(tmp_path / "incremental")
+    ids = incremental(before).ids
+    assert ids["A:1"] == ids["C:1"] != ids["C:2"]
+    shutil.copytree(tmp_path / "incremental", tmp_path / "full")
+    after = [before[0], before[2]]
+    assert incremental(after).ids["A:1"] == incremental.ids["C:2"]
+    Runs(tmp_path / "full")(after, full=True)
+    assert_same_outputs(tmp_path / "incremental", tmp_path / "full")
+
+
 def test_a_retired_id_is_never_issued_again(tmp_path):
     runs = Runs(tmp_path)
     gone = runs([book("A:1", **X), book("C:1", **Y)]).ids["A:1"]
