@@ -3,6 +3,7 @@ file libraries, and an isolated embedded Airflow."""
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -16,6 +17,7 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 # Airflow reads its configuration once, at first import: isolate it before any
 # test module can import it.
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="unioncat-airflow-"))
+atexit.register(shutil.rmtree, _AIRFLOW_HOME, ignore_errors=True)  # each run made one and left it in /tmp
 os.environ.update(
     AIRFLOW_HOME=str(_AIRFLOW_HOME),
     AIRFLOW_CONFIG=str(REPO / "airflow.cfg"),
