@@ -205,7 +205,7 @@ def loosened_pairs(con: duckdb.DuckDBPyConnection, kept: str, out: str = "loosen
         ),
         grown as (
             select x.rid as a, y.rid as b
-            from block_rows x join block_rows y on y.block_id = x.block_id and x.rid <> y.rid and y.side = 0
+            from block_rows x join block_rows y on y.block_id = x.block_id and x.rid < y.rid and y.side = 0
             where x.side = 0 and x.size_before <= {small} and x.size_now > {small}
         ),
         candidates as (select least(a, b) as rid_a, greatest(a, b) as rid_b from (select * from straddling union all select * from grown))

@@ -267,12 +267,12 @@ def _match_incrementally(con: duckdb.DuckDBPyConnection, out: Path) -> dict:
         join node_map y on y.previous = e.node_b;
         -- the kept pairs of a node holding other libraries, their same-library veto decided again
         create or replace temp table revetoed as
-        select rid_a, rid_b, veto, veto is null and weight >= {rules.MATCH_THRESHOLD} as accepted, was_accepted from (
-            select k.rid_a, k.rid_b, k.weight, {library_veto_sql('k', 'x', 'y')} as veto, k.accepted as was_accepted
+        select pair, rid_a, rid_b, veto, veto is null and weight >= {rules.MATCH_THRESHOLD} as accepted, was_accepted from (
+            select k.pair, k.rid_a, k.rid_b, k.weight, {library_veto_sql('k', 'x', 'y')} as veto, k.accepted as was_accepted
             from kept_pairs k join match_nodes x on x.rid = k.rid_a join match_nodes y on y.rid = k.rid_b
             where k.relibraried
         );
-        update kept_pairs k set veto = r.veto, accepted = r.accepted from revetoed r where k.pair = (r.rid_a::bigint << 32) | r.rid_b::bigint;
+        update kept_pairs k set veto = r.veto, accepted = r.accepted from revetoed r where k.pair = r.pair;
     """)
     # the pairs of unchanged nodes whose blocks may differ: where a node was removed or came
     # between them, or a block's size crossed BLOCK_ALL_PAIRS_MAX (at 11.27M records after a 1%
