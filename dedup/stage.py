@@ -54,6 +54,9 @@ CACHE_FILES = ("match_nodes.parquet", "match_evidence.parquet", "twin_scores.par
 CACHE_FORMAT = 2  # 2: the evidence names its nodes by their rids in match_nodes.parquet
 FEATURES = "match_records.parquet"  # a folder: <library_id>.parquet
 RECORD_CHANGES = "record_changes.parquet"
+# The work keys of each manifestation (dedup.golden.build_works): a run without them places every
+# manifestation in its work again, and writes them.
+WORK_KEYS = "work_keys.parquet"
 OUTPUT_BATCH_ROWS = 256 * 1024
 # What the next run reads of this run's nodes: the rid the evidence names it by, what tells a
 # changed node (node key, fingerprint, first record) and what places it in its blocks
@@ -178,7 +181,7 @@ def run(con: duckdb.DuckDBPyConnection, out: Path, levels: dict[str, str], *, fu
     phases.done("clustering")
     golden.build_golden(con, levels, carried="(select * exclude (manifestation_id) from carried_golden)" if incremental else None)
     con.execute("drop table if exists carried_golden")
-    golden.build_works(con)
+    stats["works_placed"] = golden.build_works(con, _previous_work_keys(out, state) if incremental else None)
     phases.done("golden_records")
     _assign_ids(con, out, run_number)
     phases.done("ids")
@@ -454,6 +457,14 @@ def _open_records(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("create or replace temp table open_records as select c.rid, c.cluster from clusters c anti join carried_clusters using (cluster)")
 
 
+def _previous_work_keys(out: Path, state: dict) -> str | None:
+    """The previous run's work keys, when that run wrote them (its run tag)."""
+    path = out / WORK_KEYS
+    if path.exists() and (pq.read_schema(path).metadata or {}).get(RUN_TAG) == str(state.get("run")).encode():
+        return str(path)
+    return None
+
+
 # ---- ids ---------------------------------------------------------------------------------------
 
 def _assign_ids(con: duckdb.DuckDBPyConnection, out: Path, run_number: int) -> None:
@@ -474,7 +485,8 @@ def _assign_ids(con: duckdb.DuckDBPyConnection, out: Path, run_number: int) -> N
         create or replace temp table work_groups as
         select o.rid as item, w.grp, 1 as records from open_records o join cluster_work w using (cluster)
         union all
-        select cc.cluster, w.grp, g.n_records from carried_clusters cc join cluster_work w using (cluster) join golden g using (cluster);
+        select cc.cluster, w.grp, g.n_records from carried_clusters cc join cluster_work w using (cluster) join golden g using (cluster)
+        where w.grp is not null;
         -- the records whose previous manifestation was not carried: the records gone and those of
         -- the clusters not carried (a carried cluster holds all of its manifestation's records)
         create or replace temp table previous_manifestation as
@@ -485,7 +497,7 @@ def _assign_ids(con: duckdb.DuckDBPyConnection, out: Path, run_number: int) -> N
             where p.work_id is not null and (p.rid is null or p.rid in (select rid from open_records))
             union all
             select cc.cluster, p.work_id, g.n_records from carried_clusters cc join previous_links p on p.rid = cc.cluster
-            join golden g using (cluster) where p.work_id is not null;
+            join golden g using (cluster) join cluster_work w using (cluster) where p.work_id is not null and w.grp is not null;
         create or replace temp table ledger_manifestation as select * from id_ledger where entity = 'manifestation';
         create or replace temp table ledger_work as select * from id_ledger where entity = 'work';
     """)
@@ -640,13 +652,16 @@ def _row_signatures(con: duckdb.DuckDBPyConnection, manifestations: Path, table:
 def _write_outputs(con: duckdb.DuckDBPyConnection, out: Path, run_number: int) -> dict:
     con.execute("""
         create or replace temp table cluster_ids as
-        select g.cluster, mi.id as manifestation_id, wi.id as work_id, cc.cluster is not null as carried
+        select g.cluster, mi.id as manifestation_id, coalesce(w.work_id, wi.id) as work_id, cc.cluster is not null as carried
         from golden g
         join manifestation_ids mi on mi.grp = g.first_record_key
         join cluster_work w using (cluster)
-        join work_ids wi on wi.grp = w.grp
+        left join work_ids wi on wi.grp = w.grp
         left join carried_clusters cc using (cluster)
     """)
+    _write_cache(con, out, WORK_KEYS, "select ci.manifestation_id, k.work_key from work_keys k join cluster_ids ci using (cluster) "
+                                      "union all select * from kept_work_keys", run_number)
+    con.execute("drop table work_keys; drop table kept_work_keys")
     # the strongest link of each record of a cluster not carried (carried ones keep theirs)
     nodes.record_links(con, "open_records")
     con.execute(f"""

@@ -197,6 +197,29 @@ def test_a_carried_manifestation_takes_the_new_id_of_the_work_it_was_left_in(tmp
     assert_same_outputs(tmp_path / "incremental", tmp_path / "full")
 
 
+def test_a_new_edition_joins_the_work_of_a_manifestation_carried_as_it_was(tmp_path):
+    # B:1–C:1, one manifestation carried as it was, meet D:1, a second edition new in this run,
+    # through a work key only (title proper and author): their work is placed again, and E:1's,
+    # which no change reached, is kept; without the previous run's keys every work is placed
+    before = [book("B:1", **X), book("C:1", **X), book("E:1", **Y)]
+    after = [*before, book("D:1", **{**X, "edition": "第2版", "year": "2015", "isbn": None})]
+    incremental = Runs(tmp_path / "incremental")
+    incremental(before)
+    for copy in ("full", "without_keys"):
+        shutil.copytree(tmp_path / "incremental", tmp_path / copy)
+    (tmp_path / "without_keys" / stage.WORK_KEYS).unlink()
+    incremental(after)
+    Runs(tmp_path / "full")(after, full=True)
+    Runs(tmp_path / "without_keys")(after)
+    states = {folder: json.loads((tmp_path / folder / "state.json").read_text()) for folder in ("incremental", "without_keys")}
+    assert states["incremental"]["carried_manifestations"] == states["without_keys"]["carried_manifestations"] == 2
+    assert (states["incremental"]["works_placed"], states["without_keys"]["works_placed"]) == (2, 3)
+    work = {row[0]: row[4] for row in output_rows(tmp_path / "incremental", "record_manifestation")}
+    assert work["D:1"] == work["B:1"] != work["E:1"] and incremental.ids["D:1"] != incremental.ids["B:1"]
+    for folder in ("incremental", "without_keys"):
+        assert_same_outputs(tmp_path / folder, tmp_path / "full")
+
+
 def test_a_component_split_before_and_untouched_is_split_as_it_was(tmp_path):
     # C:1 (no edition) scores as a match with both editions: one component, split by the veto
     editions = [book("A:1", "宋代史", edition="第2版", isbn=None), book("B:1", "宋代史", edition="第3版", isbn=None),
@@ -326,6 +349,8 @@ def test_an_incremental_run_equals_a_full_rebuild(province, tmp_path):
     # the twins' own pairs: only the twin keys new to this run are scored
     full_state = json.loads((tmp_path / "full" / "state.json").read_text())
     assert 0 < state["twin_keys_scored"] < full_state["twin_keys_scored"], (state["twin_keys_scored"], full_state["twin_keys_scored"])
+    # the works no change reached are kept as they were
+    assert 0 < state["works_placed"] < incremental.summary.manifestations == full_state["works_placed"]
     assert full.summary.features_computed == len(after)
     assert_same_outputs(tmp_path / "incremental", tmp_path / "full")
     # the rows publish replaces in the catalogue: exactly those that changed, however the run ran
