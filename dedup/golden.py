@@ -102,7 +102,7 @@ def build_works(con: duckdb.DuckDBPyConnection, previous_keys: str | None = None
     carried, and no such cluster shares a key with it) is a component again, of the same carried
     clusters: they keep its id (`work_id`; grp null) and are not placed again. The works a change
     reached hold every cluster their components can reach, so those are placed as a full run
-    would (at 11.27M records after a 1% change, X of the 2.2M clusters). Returns how many
+    would (at 11.27M records after a 1% change, 365,166 of the 2,207,757 clusters). Returns how many
     clusters were placed."""
     if previous_keys is None:
         con.execute("""
