@@ -15,7 +15,8 @@ Reads the staging Parquet of the libraries given; writes to `<data_dir>/dedup/`:
   in its library, `pos`; a file per library: a run rewrites the files of the libraries whose
   records changed only), `match_nodes.parquet` (each node's rid, keys and blocking
   features: the evidence names its nodes by these rids),
-  `twin_scores.parquet` (the score of each twin key's own pair, dedup.nodes), `id_ledger.parquet`
+  `twin_scores.parquet` (the score of each twin key's own pair, dedup.nodes), `work_keys.parquet`
+  (each manifestation's work keys, dedup.golden.build_works), `id_ledger.parquet`
   (every id ever issued and what became of it) and `state.json` (run number, rules fingerprint,
   the run that wrote each feature file), written last.
 An incremental run (the default when the rules, DuckDB, the libraries' levels and the format
@@ -23,7 +24,8 @@ of these files are unchanged) computes the features of new and changed records o
 others keep theirs from `match_records.parquet/`), looks again only at the blocks of new,
 changed or deleted records and scores only the pairs a change made (dedup.blocking), and
 clusters all accepted pairs again; a cluster it left as it was (`_carry_clusters`) keeps its
-golden record, id and strongest links from the previous outputs, the others get new ones. Its
+golden record, id and strongest links from the previous outputs, the others get new ones, and
+a work no change reached keeps its clusters and id. Its
 result equals a full rebuild's (tests/test_dedup_ids.py).
 """
 
