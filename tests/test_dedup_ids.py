@@ -4,6 +4,8 @@ lineage in changes.parquet, and incremental runs giving exactly a full rebuild's
 import json
 import random
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import duckdb
@@ -218,6 +220,27 @@ def test_a_new_edition_joins_the_work_of_a_manifestation_carried_as_it_was(tmp_p
     assert work["D:1"] == work["B:1"] != work["E:1"] and incremental.ids["D:1"] != incremental.ids["B:1"]
     for folder in ("incremental", "without_keys"):
         assert_same_outputs(tmp_path / folder, tmp_path / "full")
+
+
+def test_a_run_that_fails_while_writing_leaves_no_write_behind(tmp_path, monkeypatch):
+    # record_manifestation is merged and written in a thread while the other outputs are written
+    runs = Runs(tmp_path)
+    runs([book("A:1", **X), book("B:1", **X)])
+    merged = stage._write_merged
+
+    def slow_merge(*args, **kwargs):
+        time.sleep(0.5)
+        return merged(*args, **kwargs)
+
+    def fail(*args):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(stage, "_write_merged", slow_merge)
+    monkeypatch.setattr(stage, "_write_other_outputs", fail)
+    with pytest.raises(RuntimeError, match="disk full"):
+        runs([book("A:1", **X), book("B:1", **X), book("C:1", **Y)])
+    assert not [thread for thread in threading.enumerate() if thread.name.startswith("record_manifestation")]
+    assert json.loads((tmp_path / "state.json").read_text())["run"] == 1
 
 
 def test_a_component_split_before_and_untouched_is_split_as_it_was(tmp_path):
