@@ -61,6 +61,9 @@ RECORD_CHANGES = "record_changes.parquet"
 # manifestation in its work again, and writes them.
 WORK_KEYS = "work_keys.parquet"
 OUTPUT_BATCH_ROWS = 256 * 1024
+# Up to this many rows of `record_manifestation` computed again (an incremental run's), they are
+# held and merged in a thread beside the other outputs; more are streamed (_write_record_manifestation).
+THREADED_MERGE_MAX_ROWS = 2_000_000
 # What the next run reads of this run's nodes: the rid the evidence names it by, what tells a
 # changed node (node key, fingerprint, first record) and what places it in its blocks
 # (blocking.BLOCK_KEYS, WINDOW_ORDER).
@@ -553,35 +556,41 @@ def _write_record_manifestation(con: duckdb.DuckDBPyConnection, out: Path, chang
     carried cluster keeps its row, with its new work id if it has one; the records of the other
     clusters have their rows computed again (`moved_works`: the carried clusters whose work id
     changed). `changed` gains the keys of the rows that are new, not the previous run's or gone
-    (None on a first run). The rows are computed here; the merge and the write (Arrow alone, one
-    core for the writer) run in a thread of their own while the run computes and writes the other
-    outputs (at 11.27M records after a 1% change, they took 10 s of the 24 s outputs phase at
-    1.65 cores). Returns the future of the number of rows written."""
+    (None on a first run). When at most THREADED_MERGE_MAX_ROWS rows are computed again, they are
+    computed here and the merge and the write (Arrow alone, one core for the writer) run in a
+    thread of their own while the run computes and writes the other outputs (at 11.27M records
+    after a 1% change, they took 10 s of the 24 s outputs phase at 1.65 cores); more are merged
+    and written here as they stream. Returns the future of the number of rows written."""
     updates = con.sql("""
         select p.record_key, m.work_id from moved_works m join clusters c using (cluster) join previous_links p using (rid)
     """).to_arrow_table()
     gone = con.sql("select record_key from previous_links where rid is null").to_arrow_table().column(0).combine_chunks()
     # local_id is the record key's tail (`<library_id>:<local_id>`, transforms.bibliographic) and
-    # rids follow record keys: neither the input nor a string sort is needed. Read in full: the
-    # thread must not read the connection the run goes on using.
-    recomputed = con.sql("""
+    # rids follow record keys: neither the input nor a string sort is needed. Held in full when
+    # merged in a thread: the thread must not read the connection the run goes on using.
+    query = con.sql("""
         select m.record_key, m.library_id, substr(m.record_key, length(m.library_id) + 2) as local_id,
                ci.manifestation_id, ci.work_id, coalesce(l.rule, 'singleton') as match_rule, l.weight as match_score,
                l.other as matched_with, l.evidence as match_evidence
         from open_records o join match_records m using (rid) join cluster_ids ci using (cluster)
         left join strongest_link l using (rid)
         order by m.rid
-    """).to_arrow_table()
+    """)
 
-    def write() -> int:
-        written = _write_merged(out, "record_manifestation", "record_key", recomputed.to_reader(schema.ROW_GROUP_ROWS),
-                                updates=updates, gone=gone, changed=changed)
+    def write(recomputed: pa.RecordBatchReader) -> int:
+        written = _write_merged(out, "record_manifestation", "record_key", recomputed, updates=updates, gone=gone, changed=changed)
         if changed is not None:
             changed.append(gone)
         return written
 
+    if con.sql("select count(*) from open_records").fetchall()[0][0] > THREADED_MERGE_MAX_ROWS:
+        # a full run's rows (all of them): streamed, not held (1.5 GB more at 11.27M records)
+        future: Future = Future()
+        future.set_result(write(query.to_arrow_reader(schema.ROW_GROUP_ROWS)))
+        return future
+    recomputed = query.to_arrow_table()
     executor = ThreadPoolExecutor(1, thread_name_prefix="record_manifestation")
-    future = executor.submit(write)
+    future = executor.submit(write, recomputed.to_reader(schema.ROW_GROUP_ROWS))
     executor.shutdown(wait=False)  # the thread ends with the write
     return future
 

@@ -243,6 +243,21 @@ def test_a_run_that_fails_while_writing_leaves_no_write_behind(tmp_path, monkeyp
     assert json.loads((tmp_path / "state.json").read_text())["run"] == 1
 
 
+def test_record_manifestation_is_the_same_merged_in_a_thread_or_as_it_streams(tmp_path, monkeypatch):
+    # a run that computes more than THREADED_MERGE_MAX_ROWS rows again (a full run at scale)
+    # merges them as they stream, in the run's own thread
+    before = [book("A:1", **X), book("B:1", **X), book("C:1", **Y)]
+    after = [book("A:1", **X), book("C:1", **Y), book("D:1", **Y)]
+    threaded = Runs(tmp_path / "threaded")
+    threaded(before)
+    shutil.copytree(tmp_path / "threaded", tmp_path / "streamed")
+    threaded(after)
+    monkeypatch.setattr(stage, "THREADED_MERGE_MAX_ROWS", 0)
+    Runs(tmp_path / "streamed")(after)
+    assert_same_outputs(tmp_path / "streamed", tmp_path / "threaded")
+    assert output_rows(tmp_path / "streamed", "record_changes") == output_rows(tmp_path / "threaded", "record_changes")
+
+
 def test_a_component_split_before_and_untouched_is_split_as_it_was(tmp_path):
     # C:1 (no edition) scores as a match with both editions: one component, split by the veto
     editions = [book("A:1", "宋代史", edition="第2版", isbn=None), book("B:1", "宋代史", edition="第3版", isbn=None),
