@@ -348,7 +348,12 @@ def _cache_valid(out: Path, state: dict, levels: dict[str, str]) -> bool:
     if "feature_files" not in state or state.get("cache_format") != CACHE_FORMAT:
         return False
     expected = {out / name: state.get("run") for name in CACHE_FILES} | {_feature_file(out, lib): run for lib, run in state["feature_files"].items()}
-    return all(path.exists() and (pq.read_schema(path).metadata or {}).get(RUN_TAG) == str(run).encode() for path, run in expected.items())
+    return all(_written_by(path, run) for path, run in expected.items())
+
+
+def _written_by(path: Path, run) -> bool:
+    """Whether the file exists and the run tagged `run` wrote it."""
+    return path.exists() and (pq.read_schema(path).metadata or {}).get(RUN_TAG) == str(run).encode()
 
 
 def _feature_file(out: Path, library_id: str) -> Path:
@@ -466,9 +471,7 @@ def _open_records(con: duckdb.DuckDBPyConnection) -> None:
 def _previous_work_keys(out: Path, state: dict) -> str | None:
     """The previous run's work keys, when that run wrote them (its run tag)."""
     path = out / WORK_KEYS
-    if path.exists() and (pq.read_schema(path).metadata or {}).get(RUN_TAG) == str(state.get("run")).encode():
-        return str(path)
-    return None
+    return str(path) if _written_by(path, state.get("run")) else None
 
 
 # ---- ids ---------------------------------------------------------------------------------------
